@@ -1,0 +1,34 @@
+"""Printing a benchmark's table and keeping it in bench/results/NAME.md."""
+
+from __future__ import annotations
+
+import platform
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def report(
+    name: str, title: str, columns: list[str], rows: list[list[str]], notes: list[str] = ()
+) -> None:
+    table = Table(*columns, title=title)
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+    for note in notes:
+        print(note)
+    RESULTS.mkdir(exist_ok=True)
+    header = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
+    body = "".join("| " + " | ".join(row) + " |\n" for row in rows)
+    machine = (
+        f"{platform.machine()}, {platform.python_implementation()} {platform.python_version()}"
+    )
+    text = (
+        f"# {title}\n\nMeasured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine}.\n\n"
+        f"{header}{body}\n" + "".join(f"{n}\n\n" for n in notes)
+    )
+    (RESULTS / f"{name}.md").write_text(text)

@@ -1,0 +1,1 @@
+"""Domain core: site config, clock, telemetry schema, stores and the CLI entry point."""

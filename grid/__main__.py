@@ -1,0 +1,3 @@
+from grid.cli import main
+
+main()

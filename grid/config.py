@@ -1,0 +1,425 @@
+"""The site described in TOML, loaded once into pydantic models.
+
+After `load_site` returns, the rest of the code trusts the types: every limit,
+reference between sections and unit has been checked here, and a bad file gets a
+`ConfigError` that names the field, the value and the rule it broke.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import tomllib
+from datetime import datetime, time
+from pathlib import Path
+from typing import Annotated, Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from grid.errors import ConfigError
+
+# Identifiers travel into MQTT topics, InfluxQL and SQL: keeping them to this
+# alphabet is what makes those places safe without escaping.
+Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+PositiveKw = Annotated[float, Field(gt=0.0, le=100_000.0)]
+Role = Literal["viewer", "agent", "operator", "admin"]
+DeviceKind = Literal["relay_board", "battery_inverter", "pv_inverter", "meter", "peaker"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SiteInfo(_Model):
+    name: Ident
+    timezone: str = "UTC"
+    step_s: Annotated[int, Field(ge=60, le=3600)] = 900
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r}") from None
+        return value
+
+    @field_validator("step_s")
+    @classmethod
+    def _divides_day(cls, value: int) -> int:
+        if 86_400 % value:
+            raise ValueError("must divide a day (86400 s) evenly, e.g. 300, 900 or 3600")
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class GridConnection(_Model):
+    import_limit_kw: PositiveKw
+    export_limit_kw: Annotated[float, Field(ge=0.0, le=100_000.0)]
+    meter: Ident | None = None
+
+
+class Battery(_Model):
+    id: Ident
+    device: Ident
+    capacity_kwh: Annotated[float, Field(gt=0.0, le=1_000_000.0)]
+    max_charge_kw: PositiveKw
+    max_discharge_kw: PositiveKw
+    charge_efficiency: Annotated[float, Field(gt=0.0, le=1.0)] = 0.95
+    discharge_efficiency: Annotated[float, Field(gt=0.0, le=1.0)] = 0.95
+    soc_min_fraction: Fraction = 0.1
+    soc_max_fraction: Fraction = 0.9
+    initial_soc_fraction: Fraction = 0.5
+    degradation_cost_eur_per_kwh: Annotated[float, Field(ge=0.0)] = 0.02
+
+    @model_validator(mode="after")
+    def _soc_window(self) -> Self:
+        if self.soc_min_fraction >= self.soc_max_fraction:
+            raise ValueError(
+                f"soc_min_fraction ({self.soc_min_fraction}) must be below "
+                f"soc_max_fraction ({self.soc_max_fraction})"
+            )
+        if not self.soc_min_fraction <= self.initial_soc_fraction <= self.soc_max_fraction:
+            raise ValueError(
+                f"initial_soc_fraction ({self.initial_soc_fraction}) must lie within "
+                f"[{self.soc_min_fraction}, {self.soc_max_fraction}]"
+            )
+        return self
+
+
+class PV(_Model):
+    id: Ident
+    device: Ident
+    peak_kw: PositiveKw
+    curtailable: bool = True
+
+
+class Load(_Model):
+    id: Ident
+    board: Ident
+    channel: Annotated[int, Field(ge=1, le=16)]
+    nominal_kw: PositiveKw
+    priority: Annotated[int, Field(ge=1, le=10, description="1 = shed first, 10 = shed last")]
+    critical: bool = False
+    value_of_lost_load_eur_per_kwh: Annotated[float, Field(ge=0.0)] = 1.0
+
+
+class Peaker(_Model):
+    id: Ident
+    device: Ident
+    min_kw: Annotated[float, Field(ge=0.0)]
+    max_kw: PositiveKw
+    start_cost_eur: Annotated[float, Field(ge=0.0)] = 0.0
+    fuel_cost_eur_per_kwh: Annotated[float, Field(ge=0.0)]
+    min_up_s: Annotated[int, Field(ge=0, le=86_400)] = 0
+    min_down_s: Annotated[int, Field(ge=0, le=86_400)] = 0
+    ramp_kw_per_min: Annotated[float, Field(gt=0.0)] | None = None
+    startup_delay_s: Annotated[int, Field(ge=0, le=3600)] = 60
+
+    @model_validator(mode="after")
+    def _range(self) -> Self:
+        if self.min_kw > self.max_kw:
+            raise ValueError(f"min_kw ({self.min_kw}) must not exceed max_kw ({self.max_kw})")
+        return self
+
+
+class Assets(_Model):
+    batteries: list[Battery] = []
+    pv: list[PV] = []
+    loads: list[Load] = []
+    peakers: list[Peaker] = []
+
+
+class TouPeriod(_Model):
+    """A price that applies every day from `start` (inclusive) to `end` (exclusive)."""
+
+    start: time
+    end: time
+    price_eur_per_kwh: Annotated[float, Field(ge=-10.0, le=10.0)]
+
+    def covers(self, at: time) -> bool:
+        if self.start < self.end:
+            return self.start <= at < self.end
+        return at >= self.start or at < self.end  # wraps past midnight
+
+
+def _check_day_covered(periods: list[TouPeriod], which: str) -> None:
+    if not periods:
+        return
+    for minute in range(0, 24 * 60):
+        at = time(minute // 60, minute % 60)
+        hits = sum(p.covers(at) for p in periods)
+        if hits != 1:
+            what = "no period" if hits == 0 else f"{hits} periods"
+            raise ValueError(
+                f"{which} periods must cover each minute of the day exactly once; "
+                f"{at:%H:%M} is covered by {what}"
+            )
+
+
+class Tariff(_Model):
+    currency: Literal["EUR"] = "EUR"
+    import_periods: list[TouPeriod] = []
+    export_periods: list[TouPeriod] = []
+    # A CSV of `time,import_eur_per_kwh,export_eur_per_kwh` (ISO times): when given,
+    # it overrides the time-of-use periods for the times it covers.
+    price_series: Path | None = None
+    demand_charge_eur_per_kw_month: Annotated[float, Field(ge=0.0)] = 0.0
+
+    @model_validator(mode="after")
+    def _prices_defined(self) -> Self:
+        if not self.import_periods and self.price_series is None:
+            raise ValueError("give import_periods or a price_series file")
+        _check_day_covered(self.import_periods, "import")
+        _check_day_covered(self.export_periods, "export")
+        return self
+
+
+class Device(_Model):
+    id: Ident
+    kind: DeviceKind
+    mqtt_client_id: Ident | None = None
+    channels: Annotated[int, Field(ge=1, le=16)] = 4
+    # Relay state the board falls back to when it hears no gateway heartbeat.
+    safe_state: list[bool] | None = None
+    revert_s: Annotated[int, Field(ge=5, le=3600)] = 60
+
+    @model_validator(mode="after")
+    def _safe_state_fits(self) -> Self:
+        if self.safe_state is not None and len(self.safe_state) != self.channels:
+            raise ValueError(
+                f"safe_state has {len(self.safe_state)} entries but the device has "
+                f"{self.channels} channels"
+            )
+        return self
+
+    @property
+    def client_id(self) -> str:
+        return self.mqtt_client_id or self.id
+
+
+class Principal(_Model):
+    name: Ident
+    role: Role
+    # Tokens are long random strings, so an unsalted SHA-256 is enough to make a
+    # leaked site file useless for logging in.
+    token_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+
+
+class PolicyLimits(_Model):
+    stale_telemetry_s: Annotated[int, Field(ge=1, le=86_400)] = 120
+    relay_min_dwell_s: Annotated[int, Field(ge=0, le=86_400)] = 60
+    relay_max_switches_per_hour: Annotated[int, Field(ge=1, le=3600)] = 6
+    actions_per_minute_per_principal: Annotated[int, Field(ge=1, le=10_000)] = 30
+    confirm_roles: list[Role] = ["operator", "admin"]
+    automated_hours: tuple[time, time] | None = None
+    ack_timeout_s: Annotated[float, Field(gt=0.0, le=120.0)] = 5.0
+    plan_ttl_s: Annotated[int, Field(ge=10, le=86_400)] = 900
+
+
+class Settings(_Model):
+    store_url: str = "sqlite:///gridpilot.db"
+    broker_url: str = "embedded"
+    stdio_principal: Ident | None = None
+
+    @field_validator("store_url")
+    @classmethod
+    def _store_scheme(cls, value: str) -> str:
+        if not value.startswith(("sqlite:///", "influxdb://", "influxdbs://")):
+            raise ValueError("must start with sqlite:///, influxdb:// or influxdbs://")
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_scheme(cls, value: str) -> str:
+        if value != "embedded" and not value.startswith(("mqtt://", "mqtts://")):
+            raise ValueError("must be 'embedded' or start with mqtt:// or mqtts://")
+        return value
+
+
+class SiteConfig(_Model):
+    site: SiteInfo
+    grid: GridConnection
+    assets: Assets = Assets()
+    tariff: Tariff
+    devices: list[Device] = []
+    principals: list[Principal] = []
+    policy: PolicyLimits = PolicyLimits()
+    settings: Settings = Settings()
+
+    @model_validator(mode="after")
+    def _references(self) -> Self:
+        devices = {d.id: d for d in self.devices}
+        _unique("devices", [d.id for d in self.devices])
+        _unique("principals", [p.name for p in self.principals])
+        _unique(
+            "assets",
+            [
+                a.id
+                for group in (
+                    self.assets.batteries,
+                    self.assets.pv,
+                    self.assets.loads,
+                    self.assets.peakers,
+                )
+                for a in group
+            ],
+        )
+        wants = {
+            "battery_inverter": [
+                (f"assets.batteries[{b.id}].device", b.device) for b in self.assets.batteries
+            ],
+            "pv_inverter": [(f"assets.pv[{p.id}].device", p.device) for p in self.assets.pv],
+            "peaker": [(f"assets.peakers[{p.id}].device", p.device) for p in self.assets.peakers],
+            "relay_board": [(f"assets.loads[{ld.id}].board", ld.board) for ld in self.assets.loads],
+            "meter": [("grid.meter", self.grid.meter)] if self.grid.meter else [],
+        }
+        for kind, refs in wants.items():
+            for where, ref in refs:
+                if ref not in devices:
+                    raise ValueError(f"{where} = {ref!r} names no device in [[devices]]")
+                if devices[ref].kind != kind:
+                    raise ValueError(
+                        f"{where} = {ref!r} must be a {kind}, but that device is a "
+                        f"{devices[ref].kind}"
+                    )
+        seen: dict[tuple[str, int], str] = {}
+        for load in self.assets.loads:
+            board = devices[load.board]
+            if load.channel > board.channels:
+                raise ValueError(
+                    f"assets.loads[{load.id}].channel = {load.channel} exceeds the "
+                    f"{board.channels} channels of board {board.id!r}"
+                )
+            other = seen.setdefault((load.board, load.channel), load.id)
+            if other != load.id:
+                raise ValueError(
+                    f"assets.loads[{load.id}] and assets.loads[{other}] share "
+                    f"channel {load.channel} of board {load.board!r}"
+                )
+        _unique("principal tokens", [p.token_sha256 for p in self.principals if p.token_sha256])
+        stdio = self.settings.stdio_principal
+        if stdio is not None and stdio not in {p.name for p in self.principals}:
+            raise ValueError(f"settings.stdio_principal = {stdio!r} names no principal")
+        return self
+
+    def device(self, device_id: str) -> Device:
+        for device in self.devices:
+            if device.id == device_id:
+                return device
+        raise KeyError(device_id)
+
+    def load(self, load_id: str) -> Load:
+        for load in self.assets.loads:
+            if load.id == load_id:
+                return load
+        raise KeyError(load_id)
+
+    def principal(self, name: str) -> Principal:
+        for principal in self.principals:
+            if principal.name == name:
+                return principal
+        raise KeyError(name)
+
+
+def _unique(what: str, values: list[str]) -> None:
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"{what} must be unique; {value!r} appears twice")
+        seen.add(value)
+
+
+def hash_token(token: str) -> str:
+    """The form in which a bearer token is written into the site file."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def load_site(path: str | Path) -> SiteConfig:
+    """Read and validate a site file; relative paths in it are taken from its folder."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such site file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_site(raw, base_dir=path.parent, source=str(path))
+
+
+def parse_site(raw: dict, base_dir: Path = Path("."), source: str = "<site>") -> SiteConfig:
+    try:
+        site = SiteConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None
+    return _resolve_paths(site, base_dir)
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    """One line per problem: where, the value given, and the rule it broke."""
+    lines = [f"{source}: {exc.error_count()} problem(s)"]
+    for err in exc.errors(include_url=False):
+        where = (
+            "".join(
+                f"[{part}]" if isinstance(part, int) else f".{part}" for part in err["loc"]
+            ).lstrip(".")
+            or "(top level)"
+        )
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "missing":
+            lines.append(f"  {where}: required field is missing")
+        elif err["type"] == "extra_forbidden":
+            lines.append(f"  {where}: unknown field (check the spelling)")
+        else:
+            shown = err.get("input")
+            given = "" if isinstance(shown, dict) else f" = {shown!r}"
+            lines.append(f"  {where}{given}: {msg}")
+    return "\n".join(lines)
+
+
+def _resolve_paths(site: SiteConfig, base_dir: Path) -> SiteConfig:
+    updates: dict = {}
+    series = site.tariff.price_series
+    if series is not None and not series.is_absolute():
+        series = (base_dir / series).resolve()
+        updates["tariff"] = site.tariff.model_copy(update={"price_series": series})
+    url = site.settings.store_url
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        db = Path(url.removeprefix("sqlite:///"))
+        if not db.is_absolute():
+            db = (base_dir / db).resolve()
+            updates["settings"] = site.settings.model_copy(update={"store_url": f"sqlite:///{db}"})
+    site = site.model_copy(update=updates) if updates else site
+    if site.tariff.price_series is not None and not site.tariff.price_series.exists():
+        raise ConfigError(f"tariff.price_series = {str(site.tariff.price_series)!r}: no such file")
+    return site
+
+
+def read_price_series(path: Path) -> list[tuple[datetime, float, float]]:
+    """Rows of (time, import, export) in EUR/kWh, sorted by time."""
+    rows = []
+    with path.open(newline="") as handle:
+        for n, row in enumerate(csv.DictReader(handle), start=2):
+            try:
+                rows.append(
+                    (
+                        datetime.fromisoformat(row["time"]),
+                        float(row["import_eur_per_kwh"]),
+                        float(row.get("export_eur_per_kwh") or 0.0),
+                    )
+                )
+            except (KeyError, ValueError) as exc:
+                raise ConfigError(f"{path}:{n}: bad price row ({exc})") from None
+    return sorted(rows)

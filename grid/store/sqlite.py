@@ -1,0 +1,173 @@
+"""The embedded store: one SQLite file in WAL mode, safe to share between threads."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from grid.telemetry import (
+    Aggregate,
+    Event,
+    Measurement,
+    Quality,
+    Sample,
+    from_ns,
+    to_ns,
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS telemetry (
+    site TEXT NOT NULL, asset TEXT NOT NULL, quantity TEXT NOT NULL,
+    t_ns INTEGER NOT NULL, value REAL NOT NULL, unit TEXT NOT NULL, quality TEXT NOT NULL,
+    PRIMARY KEY (site, asset, quantity, t_ns)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    site TEXT NOT NULL, asset TEXT, kind TEXT NOT NULL, severity TEXT NOT NULL,
+    t_ns INTEGER NOT NULL, message TEXT NOT NULL, data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_time ON events (site, t_ns);
+"""
+
+# SQLite has no first/last aggregate; a bare column beside min()/max() takes its
+# value from the row that holds the minimum/maximum, which is exactly first/last.
+_AGGREGATES: dict[str, str] = {
+    "mean": "AVG(value)",
+    "min": "MIN(value)",
+    "max": "MAX(value)",
+    "sum": "SUM(value)",
+    "count": "COUNT(value)",
+    "first": "value, MIN(t_ns)",
+    "last": "value, MAX(t_ns)",
+}
+
+
+class SQLiteStore:
+    def __init__(self, path: str | Path) -> None:
+        path = str(path)
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._lock = threading.Lock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+
+    def write(self, points: Sequence[Measurement]) -> None:
+        rows = [
+            (p.site, p.asset, p.quantity, to_ns(p.time), p.value, p.unit, p.quality.value)
+            for p in points
+        ]
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR REPLACE INTO telemetry VALUES (?,?,?,?,?,?,?)", rows)
+            self._db.execute("COMMIT")
+
+    def query(
+        self,
+        site: str,
+        asset: str,
+        quantity: str,
+        start: datetime,
+        end: datetime,
+        window_s: int | None = None,
+        aggregate: Aggregate = "mean",
+    ) -> list[Sample]:
+        args = (site, asset, quantity, to_ns(start), to_ns(end))
+        where = "site=? AND asset=? AND quantity=? AND t_ns>=? AND t_ns<?"
+        if window_s is None:
+            sql = f"SELECT t_ns, value FROM telemetry WHERE {where} ORDER BY t_ns"
+        else:
+            width = int(window_s) * 1_000_000_000
+            sql = (
+                f"SELECT (t_ns / {width}) * {width} AS bucket, {_AGGREGATES[aggregate]} "
+                f"FROM telemetry WHERE {where} GROUP BY bucket ORDER BY bucket"
+            )
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        return [Sample(time=from_ns(row[0]), value=float(row[1])) for row in rows]
+
+    def latest(self, site: str, asset: str | None = None) -> list[Measurement]:
+        sql = (
+            "SELECT site, asset, quantity, value, unit, quality, MAX(t_ns) FROM telemetry "
+            "WHERE site=?" + (" AND asset=?" if asset else "") + " GROUP BY asset, quantity"
+        )
+        args = (site, asset) if asset else (site,)
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        return [
+            Measurement(
+                site=r[0],
+                asset=r[1],
+                quantity=r[2],
+                value=r[3],
+                unit=r[4],
+                quality=Quality(r[5]),
+                time=from_ns(r[6]),
+            )
+            for r in rows
+        ]
+
+    def write_events(self, events: Sequence[Event]) -> None:
+        rows = [
+            (
+                e.site,
+                e.asset,
+                e.kind,
+                e.severity.value,
+                to_ns(e.time),
+                e.message,
+                json.dumps(e.data, default=str),
+            )
+            for e in events
+        ]
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT INTO events (site, asset, kind, severity, t_ns, message, data) "
+                "VALUES (?,?,?,?,?,?,?)",
+                rows,
+            )
+            self._db.execute("COMMIT")
+
+    def query_events(
+        self,
+        site: str,
+        start: datetime,
+        end: datetime,
+        kind: str | None = None,
+        asset: str | None = None,
+    ) -> list[Event]:
+        sql = "SELECT site, asset, kind, severity, t_ns, message, data FROM events "
+        sql += "WHERE site=? AND t_ns>=? AND t_ns<?"
+        args: list = [site, to_ns(start), to_ns(end)]
+        if kind is not None:
+            sql += " AND kind=?"
+            args.append(kind)
+        if asset is not None:
+            sql += " AND asset=?"
+            args.append(asset)
+        with self._lock:
+            rows = self._db.execute(sql + " ORDER BY t_ns, id", args).fetchall()
+        return [
+            Event(
+                site=r[0],
+                asset=r[1],
+                kind=r[2],
+                severity=r[3],
+                time=from_ns(r[4]),
+                message=r[5],
+                data=json.loads(r[6]),
+            )
+            for r in rows
+        ]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,1 @@
+"""Fixtures that start real services (influxd, mosquitto) on free loopback ports."""

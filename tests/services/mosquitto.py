@@ -1,0 +1,41 @@
+"""A real Mosquitto broker on a free loopback port."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.services.process import ServerProcess, free_port, port_open, require_binary
+
+
+class MosquittoServer(ServerProcess):
+    def __init__(self, root: Path) -> None:
+        binary = require_binary("mosquitto", "/usr/sbin/mosquitto")
+        self.port = free_port()
+        config = root / "mosquitto.conf"
+        config.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            "log_dest stdout\n"
+        )
+        super().__init__(
+            [binary, "-c", str(config)],
+            root / "mosquitto.log",
+            lambda: port_open(self.port),
+            "mosquitto",
+        )
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[MosquittoServer]:
+    root = tmp_path / "mosquitto"
+    root.mkdir()
+    server = MosquittoServer(root)
+    server.start()
+    yield server
+    server.stop()
