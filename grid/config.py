@@ -43,6 +43,9 @@ class SiteInfo(_Model):
     name: Ident
     timezone: str = "UTC"
     step_s: Annotated[int, Field(ge=60, le=3600)] = 900
+    # Where the sun is: the simulator and PV profiles use it for solar time.
+    latitude_deg: Annotated[float, Field(ge=-66.0, le=66.0)] = 50.0
+    longitude_deg: Annotated[float, Field(ge=-180.0, le=180.0)] = 10.0
 
     @field_validator("timezone")
     @classmethod
@@ -113,6 +116,8 @@ class Load(_Model):
     nominal_kw: PositiveKw
     priority: Annotated[int, Field(ge=1, le=10, description="1 = shed first, 10 = shed last")]
     critical: bool = False
+    # The demand shape the simulator and synthetic training data give this load.
+    profile: Literal["flat", "server", "refrigeration", "ev", "office"] = "flat"
     value_of_lost_load_eur_per_kwh: Annotated[float, Field(ge=0.0)] = 1.0
 
 
