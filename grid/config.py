@@ -238,6 +238,8 @@ class Settings(_Model):
     store_url: str = "sqlite:///gridpilot.db"
     broker_url: str = "embedded"
     stdio_principal: Ident | None = None
+    # Audit log, pending commands, halt flag, write spool and models live here.
+    state_dir: Path = Path("var")
 
     @field_validator("store_url")
     @classmethod
@@ -406,6 +408,12 @@ def _resolve_paths(site: SiteConfig, base_dir: Path) -> SiteConfig:
         if not db.is_absolute():
             db = (base_dir / db).resolve()
             updates["settings"] = site.settings.model_copy(update={"store_url": f"sqlite:///{db}"})
+    state_dir = site.settings.state_dir
+    if not state_dir.is_absolute():
+        settings = updates.get("settings", site.settings)
+        updates["settings"] = settings.model_copy(
+            update={"state_dir": (base_dir / state_dir).resolve()}
+        )
     site = site.model_copy(update=updates) if updates else site
     if site.tariff.price_series is not None and not site.tariff.price_series.exists():
         raise ConfigError(f"tariff.price_series = {str(site.tariff.price_series)!r}: no such file")

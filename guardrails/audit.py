@@ -1,0 +1,218 @@
+"""The append-only, hash-chained audit log of every request to act.
+
+Each record carries the hash of the one before, so an edited record breaks its own
+hash, a deleted or reordered one breaks the chain, and a truncated tail no longer
+matches the head hash, which is kept outside the table (a sidecar file) so that
+rewriting the table alone cannot hide it. Triggers refuse UPDATE and DELETE, so
+only someone bypassing gridpilot can change history, and `verify` finds it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from grid.telemetry import UtcTime
+
+GENESIS = "0" * 64
+
+Outcome = Literal[
+    "executed",  # every command acknowledged ok
+    "refused",  # a guardrail said no; nothing was sent
+    "failed",  # sent, but a device rejected it or did not answer
+    "awaiting_confirmation",  # a preview and a token were returned; nothing was sent
+    "reconciled",  # found pending after a crash and settled from device state
+    "recorded",  # a change of guardrail state (halt, resume, lease)
+]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY,
+    body TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+"""
+
+
+class AuditEntry(BaseModel):
+    """What is written: filled by the Actuator (or the guardrail that changed)."""
+
+    time: UtcTime
+    principal: str
+    role: str
+    action: str
+    arguments: dict[str, Any] = {}
+    decision: dict[str, Any] = {}  # allowed + every rule evaluated, with numbers
+    state_before: dict[str, Any] = {}
+    command_ids: list[str] = []
+    acks: list[dict[str, Any]] = []
+    state_after: dict[str, Any] = {}
+    outcome: Outcome
+    detail: str = ""
+
+
+class AuditRecord(AuditEntry):
+    model_config = ConfigDict(frozen=True)
+
+    seq: int
+    prev_hash: str
+    hash: str
+
+
+class VerifyReport(BaseModel):
+    ok: bool
+    records: int
+    head_hash: str
+    problems: list[str]
+
+
+def _canonical(entry: AuditEntry) -> str:
+    return json.dumps(entry.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+
+def _chain_hash(seq: int, prev_hash: str, body: str) -> str:
+    return hashlib.sha256(f"{seq}\n{prev_hash}\n{body}".encode()).hexdigest()
+
+
+class AuditLog:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.head_path = self.path.with_name(self.path.name + ".head")
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._lock = threading.Lock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+
+    def append(self, entry: AuditEntry) -> AuditRecord:
+        body = _canonical(entry)
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                last = self._db.execute(
+                    "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"
+                ).fetchone()
+                seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
+                digest = _chain_hash(seq, prev, body)
+                self._db.execute(
+                    "INSERT INTO audit (seq, body, prev_hash, hash) VALUES (?,?,?,?)",
+                    (seq, body, prev, digest),
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._write_head(seq, digest)
+        return AuditRecord(seq=seq, prev_hash=prev, hash=digest, **json.loads(body))
+
+    def _write_head(self, seq: int, digest: str) -> None:
+        # Replace atomically: a torn head file would look like tampering.
+        tmp = self.head_path.with_suffix(".tmp")
+        tmp.write_text(f"{seq} {digest}\n")
+        os.replace(tmp, self.head_path)
+
+    def _read_head(self) -> tuple[int, str] | None:
+        try:
+            seq, digest = self.head_path.read_text().split()
+        except FileNotFoundError:
+            return None
+        return int(seq), digest
+
+    def _rows(self, sql: str, args: tuple = ()) -> Iterator[AuditRecord]:
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        for seq, body, prev, digest in rows:
+            yield AuditRecord(seq=seq, prev_hash=prev, hash=digest, **json.loads(body))
+
+    def get(self, seq: int) -> AuditRecord | None:
+        found = list(self._rows("SELECT seq, body, prev_hash, hash FROM audit WHERE seq=?", (seq,)))
+        return found[0] if found else None
+
+    def tail(self, n: int = 20) -> list[AuditRecord]:
+        rows = self._rows(
+            "SELECT seq, body, prev_hash, hash FROM audit ORDER BY seq DESC LIMIT ?", (n,)
+        )
+        return list(reversed(list(rows)))
+
+    def query(
+        self,
+        principal: str | None = None,
+        since: datetime | None = None,
+        outcome: str | None = None,
+        action: str | None = None,
+        limit: int = 1000,
+    ) -> list[AuditRecord]:
+        out = []
+        for record in self._rows("SELECT seq, body, prev_hash, hash FROM audit ORDER BY seq"):
+            if principal and record.principal != principal:
+                continue
+            if since and record.time < since:
+                continue
+            if outcome and record.outcome != outcome:
+                continue
+            if action and record.action != action:
+                continue
+            out.append(record)
+        return out[-limit:]
+
+    def count(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM audit").fetchone()[0]
+
+    def verify(self) -> VerifyReport:
+        """Walk the chain from the start; report every place it does not hold."""
+        problems: list[str] = []
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT rowid, seq, body, prev_hash, hash FROM audit ORDER BY rowid"
+            ).fetchall()
+        prev, expected_seq = GENESIS, 1
+        for _rowid, seq, body, prev_hash, digest in rows:
+            if seq != expected_seq:
+                problems.append(
+                    f"record {seq}: expected sequence number {expected_seq} "
+                    "(a record was deleted, inserted or moved)"
+                )
+            if prev_hash != prev:
+                problems.append(
+                    f"record {seq}: does not follow the record before it "
+                    "(deleted or reordered records)"
+                )
+            if _chain_hash(seq, prev_hash, body) != digest:
+                problems.append(f"record {seq}: content does not match its hash (edited)")
+            prev, expected_seq = digest, seq + 1
+        head = self._read_head()
+        last_seq = rows[-1][1] if rows else 0
+        if head is None:
+            if rows:
+                problems.append("head file missing: cannot rule out a truncated log")
+        elif head != (last_seq, prev):
+            problems.append(
+                f"log ends at record {last_seq} but the head says record {head[0]} "
+                "(truncated or rewritten tail)"
+            )
+        return VerifyReport(ok=not problems, records=len(rows), head_hash=prev, problems=problems)
+
+    def export_jsonl(self) -> Iterator[str]:
+        for record in self._rows("SELECT seq, body, prev_hash, hash FROM audit ORDER BY seq"):
+            yield record.model_dump_json()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

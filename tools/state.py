@@ -1,0 +1,248 @@
+"""Read-only tools: the live state, the assets, stored history."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+from grid.telemetry import Aggregate
+from guardrails.principals import Caller, Capability
+from tools.runtime import Runtime
+
+MAX_HISTORY_POINTS = 5_000
+
+
+class AssetInfo(BaseModel):
+    id: str
+    kind: Literal["battery", "pv", "load", "peaker", "grid"]
+    device: str
+    rating: str = Field(description="Nameplate summary with units")
+    critical: bool = False
+    priority: int | None = Field(None, description="Loads: 1 = shed first, 10 = shed last")
+    limits: dict[str, float] = Field(description="Physical limits, units in the key names")
+
+
+class AssetList(BaseModel):
+    site: str
+    timezone: str
+    step_s: int
+    assets: list[AssetInfo]
+
+
+def list_assets(rt: Runtime, caller: Caller) -> AssetList:
+    rt.actuator.require(caller, Capability.READ, "list_assets", {})
+    site, a = rt.site, rt.site.assets
+    out: list[AssetInfo] = []
+    for b in a.batteries:
+        out.append(
+            AssetInfo(
+                id=b.id,
+                kind="battery",
+                device=b.device,
+                rating=f"{b.capacity_kwh:g} kWh, {b.max_charge_kw:g} kW charge / "
+                f"{b.max_discharge_kw:g} kW discharge",
+                limits={
+                    "capacity_kwh": b.capacity_kwh,
+                    "max_charge_kw": b.max_charge_kw,
+                    "max_discharge_kw": b.max_discharge_kw,
+                    "soc_min_fraction": b.soc_min_fraction,
+                    "soc_max_fraction": b.soc_max_fraction,
+                },
+            )
+        )
+    for p in a.pv:
+        out.append(
+            AssetInfo(
+                id=p.id,
+                kind="pv",
+                device=p.device,
+                rating=f"{p.peak_kw:g} kWp",
+                limits={"peak_kw": p.peak_kw, "curtailable": float(p.curtailable)},
+            )
+        )
+    for ld in a.loads:
+        out.append(
+            AssetInfo(
+                id=ld.id,
+                kind="load",
+                device=f"{ld.board}#{ld.channel}",
+                rating=f"{ld.nominal_kw:g} kW ({ld.profile})",
+                critical=ld.critical,
+                priority=ld.priority,
+                limits={"nominal_kw": ld.nominal_kw},
+            )
+        )
+    for g in a.peakers:
+        out.append(
+            AssetInfo(
+                id=g.id,
+                kind="peaker",
+                device=g.device,
+                rating=f"{g.min_kw:g}-{g.max_kw:g} kW gas",
+                limits={
+                    "min_kw": g.min_kw,
+                    "max_kw": g.max_kw,
+                    "min_up_s": g.min_up_s,
+                    "min_down_s": g.min_down_s,
+                    "fuel_cost_eur_per_kwh": g.fuel_cost_eur_per_kwh,
+                },
+            )
+        )
+    out.append(
+        AssetInfo(
+            id="grid",
+            kind="grid",
+            device=site.grid.meter or "-",
+            rating=f"import ≤ {site.grid.import_limit_kw:g} kW, export ≤ "
+            f"{site.grid.export_limit_kw:g} kW",
+            limits={
+                "import_limit_kw": site.grid.import_limit_kw,
+                "export_limit_kw": site.grid.export_limit_kw,
+            },
+        )
+    )
+    return AssetList(
+        site=site.site.name, timezone=site.site.timezone, step_s=site.site.step_s, assets=out
+    )
+
+
+class RelayState(BaseModel):
+    load: str
+    on: bool | None
+    critical: bool
+    power_kw: float | None
+
+
+class GridState(BaseModel):
+    time: datetime
+    site: str
+    grid_import_kw: float | None = Field(description="+ import from the grid, - export")
+    load_kw: float | None = Field(description="Sum of metered loads")
+    pv_kw: float | None
+    battery_kw: dict[str, float | None] = Field(description="+ discharging, - charging")
+    soc_fraction: dict[str, float | None]
+    peaker_kw: dict[str, float | None]
+    relays: list[RelayState]
+    frequency_hz: float | None
+    voltage_v: float | None
+    import_price_eur_per_kwh: float | None
+    devices_online: dict[str, bool]
+    oldest_telemetry_s: float | None = Field(description="Age of the stalest asset reading")
+    halted: bool
+    halt_reason: str = ""
+    leases: list[str] = Field(description="Active leases: asset -> holder (priority)")
+
+
+def _latest(rt: Runtime, asset: str, quantity: str) -> float | None:
+    found = rt.live.latest(asset, quantity)
+    return None if found is None else round(found.value, 4)
+
+
+def _total(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return round(sum(known), 3) if known else None
+
+
+def grid_state(rt: Runtime, caller: Caller) -> GridState:
+    rt.actuator.require(caller, Capability.READ, "grid_state", {})
+    snap = rt.snapshot()
+    a = rt.site.assets
+    halt = rt.actuator.killswitch.state
+    ages = [age for age in snap.telemetry_age_s.values() if age is not None]
+    return GridState(
+        time=snap.now,
+        site=rt.site.site.name,
+        grid_import_kw=snap.grid_import_kw,
+        load_kw=_total([_latest(rt, ld.id, "power_kw") for ld in a.loads]),
+        pv_kw=_total([_latest(rt, p.id, "power_kw") for p in a.pv]),
+        battery_kw=snap.battery_kw,
+        soc_fraction=snap.soc_fraction,
+        peaker_kw={g.id: _latest(rt, g.id, "power_kw") for g in a.peakers},
+        relays=[
+            RelayState(
+                load=ld.id,
+                on=snap.relay_on.get(ld.id),
+                critical=ld.critical,
+                power_kw=_latest(rt, ld.id, "power_kw"),
+            )
+            for ld in a.loads
+        ],
+        frequency_hz=_latest(rt, "grid", "frequency_hz"),
+        voltage_v=_latest(rt, "grid", "voltage_v"),
+        import_price_eur_per_kwh=_latest(rt, "tariff", "import_price_eur_per_kwh"),
+        devices_online=snap.device_online,
+        oldest_telemetry_s=round(max(ages), 1) if ages else None,
+        halted=halt.halted,
+        halt_reason=halt.reason,
+        leases=[
+            f"{lease.asset} -> {lease.holder} ({lease.priority})"
+            for lease in rt.actuator.leases.all()
+        ],
+    )
+
+
+class HistoryRequest(BaseModel):
+    asset: Annotated[str, Field(description="Asset id from list_assets, or 'grid'/'tariff'")]
+    quantity: Annotated[str, Field(description="e.g. power_kw, soc_fraction, frequency_hz")]
+    hours: Annotated[float, Field(gt=0, le=24 * 31, description="How far back, in hours")] = 24
+    window_s: Annotated[
+        int | None,
+        Field(
+            ge=1,
+            le=86_400,
+            description="Aggregate per window of this many seconds; omit for raw points",
+        ),
+    ] = 900
+    aggregate: Aggregate = "mean"
+
+
+class HistoryResult(BaseModel):
+    asset: str
+    quantity: str
+    unit: str
+    start: datetime
+    end: datetime
+    window_s: int | None
+    aggregate: str
+    times: list[datetime]
+    values: list[float]
+
+
+def grid_history(rt: Runtime, caller: Caller, req: HistoryRequest) -> HistoryResult:
+    rt.actuator.require(caller, Capability.READ, "grid_history", req.model_dump())
+    end = rt.clock.now()
+    start = end - timedelta(hours=req.hours)
+    if req.window_s is None and req.hours > 6:
+        raise ValueError(
+            "raw points (no window_s) are limited to hours <= 6; give window_s "
+            "to aggregate longer spans"
+        )
+    if req.window_s is not None and req.hours * 3600 / req.window_s > MAX_HISTORY_POINTS:
+        raise ValueError(
+            f"hours={req.hours:g} at window_s={req.window_s} gives more than "
+            f"{MAX_HISTORY_POINTS} points; use a larger window_s"
+        )
+    samples = rt.store.query(
+        rt.site.site.name,
+        req.asset,
+        req.quantity,
+        start,
+        end,
+        window_s=req.window_s,
+        aggregate=req.aggregate,
+    )
+    samples = samples[-MAX_HISTORY_POINTS:]
+    latest = rt.live.latest(req.asset, req.quantity)
+    return HistoryResult(
+        asset=req.asset,
+        quantity=req.quantity,
+        unit=latest.unit if latest else "",
+        start=start,
+        end=end,
+        window_s=req.window_s,
+        aggregate=req.aggregate,
+        times=[s.time for s in samples],
+        values=[round(s.value, 4) for s in samples],
+    )
