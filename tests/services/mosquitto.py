@@ -11,13 +11,19 @@ from tests.services.process import ServerProcess, free_port, port_open, require_
 
 
 class MosquittoServer(ServerProcess):
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, persistence: bool = False) -> None:
         binary = require_binary("mosquitto", "/usr/sbin/mosquitto")
         self.port = free_port()
         config = root / "mosquitto.conf"
+        if persistence:
+            # Sessions and queued QoS 1 messages survive a restart. As root mosquitto
+            # would drop to the `mosquitto` user, which cannot write the test's temp
+            # dir; `user root` keeps it (and is ignored when not started as root).
+            stored = f"persistence true\npersistence_location {root}/\nuser root\n"
+        else:
+            stored = "persistence false\n"
         config.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-            "log_dest stdout\n"
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n{stored}log_dest stdout\n"
         )
         super().__init__(
             [binary, "-c", str(config)],
@@ -36,6 +42,17 @@ def mosquitto(tmp_path: Path) -> Iterator[MosquittoServer]:
     root = tmp_path / "mosquitto"
     root.mkdir()
     server = MosquittoServer(root)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def persistent_mosquitto(tmp_path: Path) -> Iterator[MosquittoServer]:
+    """A broker that keeps sessions and queued QoS 1 messages across `stop()`/`start()`."""
+    root = tmp_path / "mosquitto-persistent"
+    root.mkdir()
+    server = MosquittoServer(root, persistence=True)
     server.start()
     yield server
     server.stop()
