@@ -1,0 +1,99 @@
+"""The plan: setpoints per asset and step, what they cost, and why.
+
+`costs_of` prices any schedule the same way, so a MILP plan, a baseline and a
+closed-loop run are compared on one ruler.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel
+
+from grid.config import SiteConfig
+from optimization.inputs import PlanInputs
+
+# What one relay switching costs: wear on the contactor and a disturbed process.
+# Small against energy prices, large enough to stop flapping between equal plans.
+SWITCH_COST_EUR = 0.05
+BILLING_PERIOD_S = 30 * 86_400
+
+
+def demand_rate_eur_per_kw(site: SiteConfig, inputs: PlanInputs) -> float:
+    """The monthly demand charge, prorated to the horizon (see optimization/model.py)."""
+    share = inputs.steps * inputs.step_s / BILLING_PERIOD_S
+    return site.tariff.demand_charge_eur_per_kw_month * min(1.0, share)
+
+
+class CostBreakdown(BaseModel):
+    energy: float = 0.0  # import paid minus export earned
+    demand_charge: float = 0.0  # on the increase of the billing-period peak, prorated
+    degradation: float = 0.0
+    shed_load: float = 0.0  # value of lost load
+    fuel: float = 0.0  # peaker fuel and starts
+    switching: float = 0.0
+    total: float = 0.0
+
+
+class StepSetpoints(BaseModel):
+    time: datetime
+    battery_kw: dict[str, float]  # + discharge into the site, - charge
+    soc_fraction: dict[str, float]  # at the END of the step
+    relay_on: dict[str, bool]  # per load id
+    peaker_kw: dict[str, float]
+    peaker_on: dict[str, bool]
+    pv_limit_kw: dict[str, float]  # curtailment setpoint (= available when not curtailed)
+    grid_import_kw: float
+    grid_export_kw: float
+    shed_kw: float
+
+
+class Plan(BaseModel):
+    id: str
+    inputs_hash: str
+    created_at: datetime
+    horizon_steps: int
+    step_s: int
+    status: Literal["optimal", "feasible", "fallback"]
+    solver: str
+    solve_time_s: float
+    objective_eur: float
+    costs: CostBreakdown
+    baseline: CostBreakdown
+    steps: list[StepSetpoints]
+    diagnosis: str | None
+    explanation: str
+
+
+def costs_of(site: SiteConfig, inputs: PlanInputs, steps: list[StepSetpoints]) -> CostBreakdown:
+    dt_h = inputs.step_s / 3600
+    c = CostBreakdown()
+    relay_before = dict(inputs.initial.relay_on)
+    peaker_before = dict(inputs.initial.peaker_on)
+    peak = inputs.initial.peak_import_kw_so_far
+    for t, step in enumerate(steps):
+        c.energy += (
+            step.grid_import_kw * inputs.import_price_eur_per_kwh[t]
+            - step.grid_export_kw * inputs.export_price_eur_per_kwh[t]
+        ) * dt_h
+        peak = max(peak, step.grid_import_kw)
+        for b in site.assets.batteries:
+            c.degradation += abs(step.battery_kw[b.id]) * b.degradation_cost_eur_per_kwh * dt_h
+        for ld in site.assets.loads:
+            on = step.relay_on[ld.id]
+            if not on:
+                c.shed_load += inputs.load_kw[ld.id][t] * ld.value_of_lost_load_eur_per_kwh * dt_h
+            if on != relay_before.get(ld.id, True):
+                c.switching += SWITCH_COST_EUR
+            relay_before[ld.id] = on
+        for g in site.assets.peakers:
+            c.fuel += step.peaker_kw[g.id] * g.fuel_cost_eur_per_kwh * dt_h
+            if step.peaker_on[g.id] and not peaker_before.get(g.id, False):
+                c.fuel += g.start_cost_eur
+            peaker_before[g.id] = step.peaker_on[g.id]
+    c.demand_charge = (peak - inputs.initial.peak_import_kw_so_far) * demand_rate_eur_per_kw(
+        site, inputs
+    )
+    c.total = c.energy + c.demand_charge + c.degradation + c.shed_load + c.fuel + c.switching
+    return CostBreakdown(**{k: round(v, 4) for k, v in c.model_dump().items()})
