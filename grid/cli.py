@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from datetime import timedelta
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated
@@ -21,8 +20,6 @@ from rich.table import Table
 
 from grid.config import SiteConfig, load_site
 from grid.errors import GridpilotError
-from grid.store import open_store
-from grid.telemetry import Measurement
 
 DEFAULT_SITE = Path("examples/site.toml")
 
@@ -47,6 +44,7 @@ app = typer.Typer(
     "guarded actions, over MCP.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode="markdown",
     pretty_exceptions_enable=False,
 )
 config_app = typer.Typer(help="Check and show site files.", no_args_is_help=True)
@@ -117,41 +115,6 @@ def summary_table(site: SiteConfig) -> Table:
         f"import ≤ {site.grid.import_limit_kw:g} kW, export ≤ {site.grid.export_limit_kw:g} kW",
     )
     return table
-
-
-@app.command()
-def demo(site_path: SiteOption = DEFAULT_SITE) -> None:
-    """Run the site on embedded defaults (SQLite, simulated clock) and show what works."""
-    from grid.clock import SimClock
-
-    site = load_site(site_path)
-    console.print(f"[bold]gridpilot demo[/bold]: site {site.site.name}")
-    console.print(summary_table(site))
-    clock = SimClock()
-    store = open_store(site.settings.store_url)
-    points = [
-        Measurement(
-            site=site.site.name,
-            asset="demo",
-            quantity="power_kw",
-            unit="kW",
-            value=float(i),
-            time=clock.now() + timedelta(seconds=i),
-        )
-        for i in range(10)
-    ]
-    store.write(points)
-    back = store.query(
-        site.site.name, "demo", "power_kw", points[0].time, points[-1].time + timedelta(seconds=1)
-    )
-    store.close()
-    console.print(
-        f"store {site.settings.store_url}: wrote {len(points)} points, read {len(back)} back"
-    )
-    console.print(
-        "[yellow]coming next:[/yellow] simulator, gateway, MCP server, dashboard "
-        "and daemons (see docs/DESIGN.md)"
-    )
 
 
 def _register_rooms() -> None:

@@ -6,7 +6,8 @@ Destructive tools confirm through elicitation when the client supports it, and
 otherwise answer with a preview and a confirmation token.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: the SDK evaluates tool signatures, and
+# those use names local to build_server.
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager

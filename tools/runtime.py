@@ -11,10 +11,10 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge.runtime import FieldSide, start_field
+from edge.runtime import SiteRuntime, start_site
 from edge.state import LiveState
 from forecasting.anomaly import assess
-from grid.clock import Clock, RealClock, SimClock
+from grid.clock import Clock, RealClock
 from grid.config import SiteConfig
 from grid.store import Store, open_store
 from guardrails.actuator import Actuator
@@ -35,7 +35,7 @@ class Runtime:
     site: SiteConfig
     clock: Clock
     store: Store
-    field_side: FieldSide
+    field_side: SiteRuntime
     actuator: Actuator
     plans: PlanBook
     confirmations: Confirmations
@@ -44,6 +44,7 @@ class Runtime:
 
     @property
     def live(self) -> LiveState:
+        assert self.field_side.gateway is not None  # open_runtime always starts one
         return self.field_side.gateway.state
 
     @property
@@ -72,20 +73,25 @@ def open_runtime(
     embedded broker and the site simulator (on a simulated clock running at `speed`)."""
     embedded = site.settings.broker_url == "embedded"
     simulate = embedded if simulate is None else simulate
-    if clock is None:
-        clock = SimClock(speed=speed or 60.0) if simulate else RealClock()
+    if clock is None and not simulate:
+        clock = RealClock()
     state_dir = site.settings.state_dir
     state_dir.mkdir(parents=True, exist_ok=True)
     closers: list = []
     store = open_store(site.settings.store_url, spool_dir=state_dir / "spool")
     closers.append(store.close)
     try:
-        field_side = start_field(site, store, clock, simulate=simulate)
+        field_side = start_site(
+            site, store=store, clock=clock, speed=speed or 60.0, simulate=simulate
+        )
         closers.append(field_side.stop)
+        clock = field_side.clock
+        gateway = field_side.gateway
+        assert gateway is not None
         audit = AuditLog(state_dir / "audit.db")
         pending = PendingBook(state_dir / "pending.db")
         closers += [audit.close, pending.close]
-        live = field_side.gateway.state
+        live = gateway.state
 
         def snapshot() -> SiteSnapshot:
             return site_snapshot(site, live, clock.now())

@@ -1,0 +1,91 @@
+"""`gridpilot demo`: the whole site on embedded defaults, in one process.
+
+Embedded broker, the site simulator on a fast simulated clock, the gateway, SQLite,
+the guardrails and the MCP server over HTTP on loopback. It prints the endpoint and
+the demo tokens, makes one plan through the same tool functions an agent calls, and
+then shows the site's state until interrupted (or for `--seconds`).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from grid.config import SiteConfig, hash_token, load_site
+from guardrails.principals import caller_named
+from mcp_server.http import BackgroundServer, http_app
+from tools import plan, state
+from tools.runtime import Runtime, open_runtime
+
+
+def demo_tokens(site: SiteConfig) -> dict[str, str]:
+    """The demo tokens (`demo-<name>-token`) that this site file accepts."""
+    return {
+        p.name: f"demo-{p.name}-token"
+        for p in site.principals
+        if p.token_sha256 == hash_token(f"demo-{p.name}-token")
+    }
+
+
+def _kw(value: float | None) -> str:
+    return "-" if value is None else f"{value:6.1f}"
+
+
+def status_line(rt: Runtime) -> str:
+    s = state.grid_state(rt, caller_named(rt.site, rt.site.principals[0].name))
+    off = [r.load for r in s.relays if r.on is False]
+    soc = ", ".join(f"{k} {v:.0%}" for k, v in s.soc_fraction.items() if v is not None)
+    return (
+        f"{s.time.astimezone(rt.site.site.tz):%a %H:%M}  grid {_kw(s.grid_import_kw)} kW  "
+        f"load {_kw(s.load_kw)} kW  pv {_kw(s.pv_kw)} kW  battery {soc or '-'}  "
+        f"off: {', '.join(off) or 'none'}" + ("  HALTED" if s.halted else "")
+    )
+
+
+def run_demo(
+    site_path: Path, speed: float, port: int, seconds: float | None, console: Console
+) -> None:
+    site = load_site(site_path)
+    console.print(
+        f"[bold]gridpilot demo[/bold] — site [bold]{site.site.name}[/bold], "
+        f"simulated clock at {speed:g}x, store {site.settings.store_url}"
+    )
+    runtime = open_runtime(site, speed=speed)
+    server = BackgroundServer(http_app(runtime, "127.0.0.1", port), "127.0.0.1", port)
+    try:
+        server.start()
+        url = f"http://127.0.0.1:{port}/mcp"
+        tokens = Table("principal", "role", "bearer token")
+        for name, token in demo_tokens(site).items():
+            tokens.add_row(name, site.principal(name).role, token)
+        console.print(f"MCP endpoint: [bold]{url}[/bold]")
+        console.print(tokens)
+        console.print(
+            f"try:  .venv/bin/gridpilot tool call grid_state --url {url} --token demo-viewer-token"
+        )
+        _wait_for_telemetry(runtime)
+        console.print(status_line(runtime))
+        made = plan.optimize(
+            runtime, caller_named(site, "agent"), plan.OptimizeRequest(horizon_hours=24)
+        )
+        console.print(f"plan {made.plan_id} ({made.status}): {made.explanation}")
+        deadline = None if seconds is None else time.monotonic() + seconds
+        while deadline is None or time.monotonic() < deadline:
+            time.sleep(min(5.0, max(0.0, (deadline or 1e18) - time.monotonic())))
+            console.print(status_line(runtime))
+    except KeyboardInterrupt:
+        console.print("stopping")
+    finally:
+        server.stop()
+        runtime.close()
+
+
+def _wait_for_telemetry(rt: Runtime, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if all(v is not None for v in rt.snapshot().soc_fraction.values()):
+            return
+        time.sleep(0.1)

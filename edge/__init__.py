@@ -1,0 +1,1 @@
+"""The field side: MQTT protocol, gateway, device twins, site simulator, embedded broker."""

@@ -1,0 +1,112 @@
+"""Battery and its inverter: power setpoint within limits, SoC with charge and
+discharge efficiencies, a first-order thermal model with derating, and SoH fade."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from edge.devices.base import Twin, param
+from edge.protocol import Command
+from grid.clock import Clock
+from grid.config import Battery, Device
+
+THERMAL_TAU_S = 1800.0  # cell block time constant
+FULL_POWER_RISE_C = 10.0  # steady temperature rise at full power
+DERATE_START_C = 45.0
+DERATE_END_C = 60.0  # no power at all above this
+FADE_PER_CYCLE = 1e-4  # SoH lost per equivalent full cycle at 25 C
+
+
+def derate_fraction(temperature_c: float) -> float:
+    """Share of rated power allowed at a cell temperature (linear derating)."""
+    if temperature_c <= DERATE_START_C:
+        return 1.0
+    if temperature_c >= DERATE_END_C:
+        return 0.0
+    return (DERATE_END_C - temperature_c) / (DERATE_END_C - DERATE_START_C)
+
+
+class BatteryTwin(Twin):
+    kind = "battery_inverter"
+
+    def __init__(self, site: str, device: Device, clock: Clock, battery: Battery) -> None:
+        super().__init__(site, device, clock)
+        self.battery = battery
+        self.setpoint_kw = 0.0
+        self.power_kw = 0.0  # + discharge into the site, - charge
+        self.soc_fraction = battery.initial_soc_fraction
+        self.soh_fraction = 1.0
+        self.ambient_c = 25.0
+        self.temperature_c = 25.0
+        self.extra_heat_c = 0.0  # set by the battery_overtemp fault
+        self.tripped = False  # set by the inverter_trip fault
+
+    def values(self) -> dict[str, float]:
+        return {
+            "power_kw": round(self.power_kw, 4),
+            "soc_fraction": round(self.soc_fraction, 5),
+            "soh_fraction": round(self.soh_fraction, 6),
+            "temperature_c": round(self.temperature_c, 3),
+        }
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "setpoint_kw": self.setpoint_kw,
+            "power_kw": round(self.power_kw, 4),
+            "soc_fraction": round(self.soc_fraction, 5),
+            "tripped": self.tripped,
+        }
+
+    def execute(self, command: Command) -> tuple[str, str]:
+        if command.action != "set_power":
+            return "rejected", f"a battery inverter does set_power, not {command.action}"
+        try:
+            power_kw = param(command, "power_kw", float)
+        except ValueError as exc:
+            return "rejected", str(exc)
+        b = self.battery
+        if not -b.max_charge_kw <= power_kw <= b.max_discharge_kw:
+            return "rejected", (
+                f"params.power_kw = {power_kw:g} outside [-{b.max_charge_kw:g} (charge), "
+                f"{b.max_discharge_kw:g} (discharge)] kW"
+            )
+        self.setpoint_kw = power_kw
+        return "ok", f"setpoint {power_kw:g} kW"
+
+    def available_kw(self, dt_s: float) -> tuple[float, float]:
+        """(max discharge, max charge) this step, after SoC window and temperature."""
+        b = self.battery
+        capacity_kwh = b.capacity_kwh * self.soh_fraction
+        dt_h = dt_s / 3600.0
+        derate = derate_fraction(self.temperature_c)
+        discharge = (self.soc_fraction - b.soc_min_fraction) * capacity_kwh
+        charge = (b.soc_max_fraction - self.soc_fraction) * capacity_kwh
+        max_dis = max(
+            0.0, min(b.max_discharge_kw * derate, discharge * b.discharge_efficiency / dt_h)
+        )
+        max_chg = max(0.0, min(b.max_charge_kw * derate, charge / b.charge_efficiency / dt_h))
+        return max_dis, max_chg
+
+    def step(self, dt_s: float, now_s: float) -> None:
+        with self.lock:
+            b = self.battery
+            max_dis, max_chg = self.available_kw(dt_s)
+            power = 0.0 if self.tripped else min(max(self.setpoint_kw, -max_chg), max_dis)
+            self.power_kw = power
+            capacity_kwh = b.capacity_kwh * self.soh_fraction
+            energy_kwh = power * dt_s / 3600.0
+            if power >= 0:
+                self.soc_fraction -= energy_kwh / b.discharge_efficiency / capacity_kwh
+            else:
+                self.soc_fraction -= energy_kwh * b.charge_efficiency / capacity_kwh
+            self.soc_fraction = min(1.0, max(0.0, self.soc_fraction))
+            rated = max(b.max_charge_kw, b.max_discharge_kw)
+            target = self.ambient_c + FULL_POWER_RISE_C * (power / rated) ** 2 + self.extra_heat_c
+            self.temperature_c += (target - self.temperature_c) * (
+                1.0 - math.exp(-dt_s / THERMAL_TAU_S)
+            )
+            # Heat ages cells: fade doubles about every 10 C above 25 C.
+            heat = 2.0 ** max(0.0, (self.temperature_c - 25.0) / 10.0)
+            cycles = abs(energy_kwh) / (2.0 * b.capacity_kwh)
+            self.soh_fraction = max(0.0, self.soh_fraction - FADE_PER_CYCLE * cycles * heat)

@@ -1,0 +1,1 @@
+"""MicroPython firmware for the ESP12F 4-relay board, and its pure protocol logic."""

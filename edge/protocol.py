@@ -1,0 +1,186 @@
+"""The field protocol: MQTT topics and the pydantic payload of each kind of message.
+
+`gridpilot/<site>/<device>/<kind>` carries one kind of message each:
+
+- `telemetry`: readings with a per-device sequence number (QoS 0 by default);
+- `state`: the device's settable state, retained, so a new subscriber knows it at once;
+- `cmd`: a command with an id (the idempotency key) and an expiry (QoS 1);
+- `ack`: the result of one command and the device state after it (QoS 1);
+- `status`: retained online/offline, the offline one set as the client's last will.
+
+The gateway's heartbeat goes to `gridpilot/<site>/gateway/heartbeat`; a device that
+hears none for its `revert_s` falls back to its safe state. Every payload has a
+version field `v`, so a later protocol can be told apart from this one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime
+from typing import Annotated, Any, Literal, NamedTuple, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from grid.config import Ident
+from grid.telemetry import UtcTime
+
+ROOT = "gridpilot"
+GATEWAY = "gateway"
+SIM = "sim"
+KINDS = ("telemetry", "state", "cmd", "ack", "status")
+Kind = Literal["telemetry", "state", "cmd", "ack", "status"]
+Action = Literal["set_relay", "set_power", "set_curtailment", "start", "stop"]
+
+# Reading names carry their unit as a suffix (power_kw, ch2_current_a): the
+# alphabet keeps them safe as measurement quantities, SQL values and InfluxDB tags.
+Quantity = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
+
+
+class ProtocolError(ValueError):
+    """A message that does not follow the protocol (bad topic, JSON or payload)."""
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: Literal[1] = 1
+
+
+class Telemetry(_Payload):
+    device: Ident
+    seq: Annotated[int, Field(ge=0)]
+    time: UtcTime
+    values: dict[Quantity, float]
+
+    @field_validator("values")
+    @classmethod
+    def _finite(cls, values: dict[str, float]) -> dict[str, float]:
+        for name, value in values.items():
+            if not math.isfinite(value):
+                raise ValueError(f"values.{name} = {value} is not a finite number")
+        return values
+
+
+class StatePayload(_Payload):
+    device: Ident
+    kind: str
+    time: UtcTime
+    state: dict[str, Any]
+
+
+class Status(_Payload):
+    device: Ident
+    online: bool
+    # Absent in a last will: the broker sends it long after it was written.
+    time: UtcTime | None = None
+
+
+class Heartbeat(_Payload):
+    gateway: str
+    seq: Annotated[int, Field(ge=0)]
+    time: UtcTime
+
+
+class Command(_Payload):
+    id: Annotated[str, Field(min_length=1, max_length=64)]
+    device: Ident
+    action: Action
+    params: dict[str, float | int | bool] = {}
+    issued_at: UtcTime
+    expires_at: UtcTime
+    principal: str | None = None
+
+
+class Ack(_Payload):
+    id: Annotated[str, Field(min_length=1, max_length=64)]
+    device: Ident
+    result: Literal["ok", "rejected", "expired", "error"]
+    detail: str = ""
+    state: dict[str, Any] = {}
+    time: UtcTime
+
+
+class TopicParts(NamedTuple):
+    site: str
+    device: str
+    kind: str
+
+
+def topic(site: str, device: str, kind: str) -> str:
+    if kind not in KINDS and not (device == GATEWAY and kind == "heartbeat"):
+        raise ValueError(f"kind {kind!r} must be one of {', '.join(KINDS)}")
+    return f"{ROOT}/{site}/{device}/{kind}"
+
+
+def heartbeat_topic(site: str) -> str:
+    return f"{ROOT}/{site}/{GATEWAY}/heartbeat"
+
+
+def fault_topic(site: str) -> str:
+    """Where `gridpilot sim fault` tells a running simulator what to break."""
+    return f"{ROOT}/{site}/{SIM}/fault"
+
+
+def site_filter(site: str, shared_group: str | None = None) -> str:
+    """Every device message of a site; as an MQTT 5 shared subscription when grouped,
+    so several gateways split the devices' messages between them."""
+    base = f"{ROOT}/{site}/+/+"
+    return f"$share/{shared_group}/{base}" if shared_group else base
+
+
+def parse_topic(name: str) -> TopicParts:
+    parts = name.split("/")
+    if len(parts) != 4 or parts[0] != ROOT or not all(parts):
+        raise ProtocolError(f"topic {name!r} is not {ROOT}/<site>/<device>/<kind>")
+    site, device, kind = parts[1:]
+    if kind not in KINDS and (device, kind) != (GATEWAY, "heartbeat") and device != SIM:
+        raise ProtocolError(f"topic {name!r}: unknown kind {kind!r}")
+    return TopicParts(site, device, kind)
+
+
+P = TypeVar("P", bound=BaseModel)
+
+
+def decode(model: type[P], payload: bytes | str) -> P:
+    """Parse a payload into `model`; any fault becomes one `ProtocolError` line."""
+    try:
+        raw = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProtocolError(f"{model.__name__}: not JSON ({exc})") from None
+    if not isinstance(raw, dict):
+        raise ProtocolError(f"{model.__name__}: want a JSON object, got {type(raw).__name__}")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(payload)"
+        raise ProtocolError(f"{model.__name__}.{where}: {first['msg']}") from None
+
+
+def encode(payload: BaseModel) -> bytes:
+    return payload.model_dump_json(exclude_none=False).encode()
+
+
+def unit_of(quantity: str) -> str:
+    """The unit a reading's name ends in (`power_kw` -> kW); '' for flags and fractions."""
+    for suffix, unit in _UNITS:
+        if quantity.endswith(suffix):
+            return unit
+    return ""
+
+
+_UNITS = (
+    ("_eur_per_kwh", "EUR/kWh"),
+    ("_kwh", "kWh"),
+    ("_kw", "kW"),
+    ("_hz", "Hz"),
+    ("_a", "A"),
+    ("_v", "V"),
+    ("_c", "C"),
+    ("_s", "s"),
+)
+
+
+def datetime_iso(when: datetime) -> str:
+    return when.isoformat().replace("+00:00", "Z")

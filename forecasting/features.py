@@ -1,0 +1,127 @@
+"""Features for a direct multi-horizon forecast, from a step-resampled frame.
+
+A row describes one (origin, horizon) pair: what was known at the origin (recent
+values, lags, rolling statistics, renewable share, net-load gradient) plus the
+calendar and tariff price of the target time, which are known in advance. Nothing
+after the origin enters a row, which `tests/forecasting/test_features.py` proves by
+changing the future and finding every feature unchanged.
+"""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+
+COLUMNS = ("load_kw", "pv_kw", "price_eur_per_kwh", "net_load_kw")
+# Each forecast target and the frame column it forecasts.
+TARGET_COLUMN = {
+    "load": "load_kw",
+    "pv": "pv_kw",
+    "price": "price_eur_per_kwh",
+    "net_load": "net_load_kw",
+    "net_load_change_30min": "net_load_change_30min",
+}
+
+
+def with_derived(frame: pd.DataFrame, step_s: int) -> pd.DataFrame:
+    """Add the derived columns: net load (load - PV) and its change over 30 minutes."""
+    out = frame.copy()
+    out["net_load_kw"] = out["load_kw"] - out["pv_kw"]
+    out["net_load_change_30min"] = out["net_load_kw"].diff(max(1, 1800 // step_s))
+    return out
+
+
+def steps_per_day(step_s: int) -> int:
+    return 86_400 // step_s
+
+
+def calendar(times: pd.DatetimeIndex, tz: ZoneInfo) -> pd.DataFrame:
+    local = times.tz_convert(tz)
+    hour = local.hour + local.minute / 60
+    dow = local.dayofweek
+    return pd.DataFrame(
+        {
+            "hour_sin": np.sin(2 * np.pi * hour / 24),
+            "hour_cos": np.cos(2 * np.pi * hour / 24),
+            "dow_sin": np.sin(2 * np.pi * dow / 7),
+            "dow_cos": np.cos(2 * np.pi * dow / 7),
+            "weekend": (dow >= 5).astype(float),
+        },
+        index=times,
+    )
+
+
+def origin_features(frame: pd.DataFrame, target: str, step_s: int) -> pd.DataFrame:
+    """What is known at each origin time (inclusive), for one target column."""
+    y = frame[target]
+    day = steps_per_day(step_s)
+    short = max(1, 1800 // step_s)  # 30 min window
+    feats = {
+        "y_now": y,
+        "y_lag1": y.shift(1),
+        "y_lag2": y.shift(2),
+        "y_lag_hour": y.shift(max(1, 3600 // step_s)),
+        "y_mean_30min": y.rolling(short, min_periods=1).mean(),
+        "y_std_30min": y.rolling(short, min_periods=2).std(),
+        "y_mean_day": y.rolling(day, min_periods=day // 4).mean(),
+        "y_std_day": y.rolling(day, min_periods=day // 4).std(),
+        "renewable_share": (frame["pv_kw"] / frame["load_kw"].clip(lower=0.1)).clip(0, 5),
+        "net_load_gradient": frame["net_load_kw"].diff(),
+    }
+    return pd.DataFrame(feats, index=frame.index)
+
+
+def rows(
+    frame: pd.DataFrame,
+    target: str,
+    step_s: int,
+    tz: ZoneInfo,
+    origins: pd.DatetimeIndex,
+    horizons: list[int],
+) -> pd.DataFrame:
+    """One row per (origin, horizon): origin features plus the target time's calendar,
+    tariff price and same-time-yesterday value (which is in the past for h <= a day)."""
+    known = origin_features(frame, target, step_s)
+    day = steps_per_day(step_s)
+    step = pd.Timedelta(seconds=step_s)
+    parts = []
+    for h in horizons:
+        if h > day:
+            raise ValueError(
+                f"horizon {h} steps exceeds a day ({day} steps): the model is direct up to 24 h"
+            )
+        at = origins + h * step
+        part = known.reindex(origins).reset_index(drop=True)
+        part["horizon"] = float(h)
+        cal = calendar(pd.DatetimeIndex(at), tz).reset_index(drop=True)
+        part = pd.concat([part, cal], axis=1)
+        part["price_at_target"] = frame["price_eur_per_kwh"].reindex(at).to_numpy()
+        part["y_same_time_yesterday"] = frame[target].reindex(at - day * step).to_numpy()
+        part["origin"] = origins
+        part["time"] = at
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+FEATURES = [
+    "y_now",
+    "y_lag1",
+    "y_lag2",
+    "y_lag_hour",
+    "y_mean_30min",
+    "y_std_30min",
+    "y_mean_day",
+    "y_std_day",
+    "renewable_share",
+    "net_load_gradient",
+    "horizon",
+    "hour_sin",
+    "hour_cos",
+    "dow_sin",
+    "dow_cos",
+    "weekend",
+    "price_at_target",
+    "y_same_time_yesterday",
+]

@@ -1,0 +1,183 @@
+"""The forecast other rooms ask for: a model when one is trained and there is history
+enough for its features, otherwise an honest naive method that says so."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel
+
+from forecasting import registry
+from forecasting.features import TARGET_COLUMN, steps_per_day, with_derived
+from forecasting.models import predict
+from grid.config import SiteConfig
+from grid.profiles import SiteProfiles
+from grid.store import Store
+from grid.tariff import prices_eur_per_kwh
+
+Target = Literal["load", "pv", "price", "net_load", "net_load_change_30min"]
+HISTORY_DAYS = 8
+
+
+class Forecast(BaseModel):
+    target: Target
+    unit: str  # "kW" or "EUR/kWh"
+    times: list[datetime]  # UTC, step starts
+    p50: list[float]
+    p10: list[float]
+    p90: list[float]
+    method: Literal["xgboost", "seasonal_naive", "persistence"]
+    model_version: str | None
+    note: str
+
+
+def _grid(start: datetime, end: datetime, step_s: int) -> pd.DatetimeIndex:
+    first = pd.Timestamp(start).floor(f"{step_s}s")
+    return pd.date_range(first, pd.Timestamp(end), freq=f"{step_s}s", inclusive="left")
+
+
+def history_frame(site: SiteConfig, store: Store, start: datetime, end: datetime) -> pd.DataFrame:
+    """Stored telemetry resampled to the site's step (means), one column per series:
+    load_kw (sum of loads), pv_kw (sum of PV), price_eur_per_kwh (the tariff's, filled
+    for steps with no stored price), plus derived net load and its 30-min change."""
+    step_s = site.site.step_s
+    index = _grid(start, end, step_s)
+    name = site.site.name
+
+    def series(asset: str, quantity: str) -> pd.Series:
+        samples = store.query(name, asset, quantity, start, end, window_s=step_s)
+        return pd.Series({pd.Timestamp(s.time): s.value for s in samples}, dtype=float).reindex(
+            index
+        )
+
+    def total(assets: list[str]) -> pd.Series:
+        parts = [series(a, "power_kw") for a in assets]
+        if not parts:
+            return pd.Series(0.0, index=index)
+        stacked = pd.concat(parts, axis=1)
+        return stacked.sum(axis=1, min_count=1)
+
+    frame = pd.DataFrame(
+        {
+            "load_kw": total([ld.id for ld in site.assets.loads]),
+            "pv_kw": total([p.id for p in site.assets.pv]),
+        },
+        index=index,
+    )
+    stored = series("tariff", "import_price_eur_per_kwh")
+    tariff = pd.Series([p[0] for p in prices_eur_per_kwh(site, list(index))], index=index)
+    frame["price_eur_per_kwh"] = stored.fillna(tariff)
+    return with_derived(frame, step_s)
+
+
+def frame_from_profiles(profiles: SiteProfiles) -> pd.DataFrame:
+    """The same frame, from the synthetic profiles (training data, benchmarks)."""
+    index = pd.DatetimeIndex(profiles.times)
+    frame = pd.DataFrame(
+        {
+            "load_kw": profiles.total_load_kw,
+            "pv_kw": profiles.total_pv_kw,
+            "price_eur_per_kwh": profiles.import_price_eur_per_kwh,
+        },
+        index=index,
+    )
+    return with_derived(frame, profiles.step_s)
+
+
+def seasonal_naive(y: pd.Series, future: pd.DatetimeIndex, step_s: int) -> np.ndarray | None:
+    """Same time yesterday, for each future step; None when that day is missing."""
+    back = future - pd.Timedelta(days=1)
+    values = y.reindex(back).to_numpy(dtype=float)
+    return None if np.isnan(values).mean() > 0.25 else np.nan_to_num(values, nan=np.nanmean(values))
+
+
+def forecast(
+    site: SiteConfig,
+    store: Store,
+    now: datetime,
+    target: Target,
+    horizon_steps: int,
+    registry_dir: Path | None = None,
+) -> Forecast:
+    step_s = site.site.step_s
+    day = steps_per_day(step_s)
+    if target not in TARGET_COLUMN:
+        raise ValueError(f"target {target!r}: one of {', '.join(TARGET_COLUMN)}")
+    if not 1 <= horizon_steps <= day:
+        raise ValueError(
+            f"horizon_steps = {horizon_steps} must be within [1, {day}] "
+            f"({step_s} s steps: at most 24 h)"
+        )
+    origin = pd.Timestamp(now).floor(f"{step_s}s")
+    start = origin - pd.Timedelta(days=HISTORY_DAYS)
+    end = origin + pd.Timedelta(seconds=(horizon_steps + 1) * step_s)
+    frame = history_frame(site, store, start.to_pydatetime(), end.to_pydatetime())
+    # the future rows keep only what is known ahead: the tariff price
+    future_mask = frame.index > origin
+    frame.loc[future_mask, [c for c in frame.columns if c != "price_eur_per_kwh"]] = np.nan
+    future = pd.date_range(
+        origin + pd.Timedelta(seconds=step_s), periods=horizon_steps, freq=f"{step_s}s"
+    )
+    column = TARGET_COLUMN[target]
+    y = frame[column]
+    unit = "EUR/kWh" if target == "price" else "kW"
+
+    def result(p10, p50, p90, method, version, note) -> Forecast:
+        return Forecast(
+            target=target,
+            unit=unit,
+            times=list(future.to_pydatetime()),
+            p10=[round(float(v), 4) for v in p10],
+            p50=[round(float(v), 4) for v in p50],
+            p90=[round(float(v), 4) for v in p90],
+            method=method,
+            model_version=version,
+            note=note,
+        )
+
+    history = y[y.index <= origin].dropna()
+    loaded = registry.load(registry_dir, target) if registry_dir is not None else None
+    if loaded is not None and len(history) >= day and not np.isnan(y.get(origin, np.nan)):
+        trained, meta = loaded
+        q = predict(trained, frame, origin, horizon_steps, site.site.tz)
+        return result(
+            q[:, 0],
+            q[:, 1],
+            q[:, 2],
+            "xgboost",
+            meta.version,
+            f"XGBoost quantile model {meta.version} trained on "
+            f"{meta.train_start:%Y-%m-%d}..{meta.train_end:%Y-%m-%d}",
+        )
+    why = "no trained model" if loaded is None else "less than a day of history for its features"
+    naive = seasonal_naive(y, future, step_s)
+    if naive is not None:
+        spread = _residual_spread(y, day)
+        return result(
+            naive - spread,
+            naive,
+            naive + spread,
+            "seasonal_naive",
+            None,
+            f"{why}: seasonal naive (same time yesterday), band from day-to-day differences",
+        )
+    last = float(history.iloc[-1]) if len(history) else 0.0
+    flat = np.full(horizon_steps, last)
+    note = (
+        f"{why} and under a day of history: persistence (last value)"
+        if len(history)
+        else "no history at all: zeros; nothing is known about this site yet"
+    )
+    return result(flat, flat, flat, "persistence", None, note)
+
+
+def _residual_spread(y: pd.Series, day: int) -> float:
+    """Half the width of an ~80 % band for seasonal naive, from its past errors."""
+    errors = (y - y.shift(day)).dropna()
+    if len(errors) < 8:
+        return 0.0
+    return float(np.quantile(np.abs(errors), 0.8))

@@ -1,0 +1,53 @@
+"""The streamable-HTTP app (`/mcp`, bearer tokens, Host checks) and a server to run it."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import uvicorn
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.applications import Starlette
+
+from mcp_server.server import build_server
+from tools.runtime import Runtime
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def http_app(
+    runtime: Runtime, host: str, port: int, allowed_hosts: tuple[str, ...] = ()
+) -> Starlette:
+    """The MCP endpoint at /mcp. Host headers other than loopback (DNS rebinding) are
+    refused unless listed in `allowed_hosts`."""
+    server = build_server(runtime, http_url=f"http://{host}:{port}")
+    security = None
+    if host not in LOOPBACK or allowed_hosts:
+        hosts = [*allowed_hosts, f"{host}:{port}", "127.0.0.1:*", "localhost:*"]
+        security = TransportSecuritySettings(
+            enable_dns_rebinding_protection=True,
+            allowed_hosts=hosts,
+            allowed_origins=[f"http://{h}" for h in hosts],
+        )
+    return server.streamable_http_app(host=host, transport_security=security)
+
+
+class BackgroundServer:
+    """uvicorn in a thread: for the demo (beside the other parts) and for tests."""
+
+    def __init__(self, app: Starlette, host: str, port: int) -> None:
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="mcp-http", daemon=True)
+
+    def start(self, timeout_s: float = 15.0) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the MCP HTTP server did not start (port in use?)")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)

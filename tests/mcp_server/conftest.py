@@ -1,0 +1,85 @@
+"""One running site for the MCP tests: real mosquitto, the simulator, the gateway,
+SQLite, on a simulated clock ten times faster than the wall."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from grid.clock import SimClock
+from grid.config import SiteConfig, load_site
+from mcp_server.http import BackgroundServer, http_app
+from tests.services.mosquitto import MosquittoServer
+from tests.services.process import free_port
+from tools.runtime import Runtime, open_runtime
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "site.toml"
+SPEED = 10.0
+
+
+def site_for(root: Path, broker_url: str) -> SiteConfig:
+    site = load_site(EXAMPLE)
+    settings = site.settings.model_copy(
+        update={
+            "store_url": f"sqlite:///{root / 'gridpilot.db'}",
+            "state_dir": root / "state",
+            "broker_url": broker_url,
+        }
+    )
+    return site.model_copy(update={"settings": settings})
+
+
+def site_file_for(root: Path, broker_url: str) -> Path:
+    """The example site file with its store, state and broker moved into `root`."""
+    text = EXAMPLE.read_text()
+    text = text.replace(
+        'store_url = "sqlite:///../var/gridpilot.db"',
+        f'store_url = "sqlite:///{root / "gridpilot.db"}"',
+    )
+    text = text.replace('state_dir = "../var"', f'state_dir = "{root / "state"}"')
+    text = text.replace('broker_url = "embedded"', f'broker_url = "{broker_url}"')
+    path = root / "site.toml"
+    path.write_text(text)
+    return path
+
+
+def wait_for_telemetry(rt: Runtime, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        snap = rt.snapshot()
+        if all(age is not None for age in snap.telemetry_age_s.values()) and (
+            snap.soc_fraction.get("battery") is not None
+        ):
+            return
+        time.sleep(0.1)
+    raise TimeoutError("no telemetry from every asset")
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoServer]:
+    server = MosquittoServer(tmp_path_factory.mktemp("mcp-mosquitto"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def runtime(tmp_path_factory: pytest.TempPathFactory, broker: MosquittoServer) -> Iterator[Runtime]:
+    root = tmp_path_factory.mktemp("mcp-site")
+    rt = open_runtime(site_for(root, broker.url), clock=SimClock(speed=SPEED), simulate=True)
+    wait_for_telemetry(rt)
+    yield rt
+    rt.close()
+
+
+@pytest.fixture(scope="session")
+def endpoint(runtime: Runtime) -> Iterator[str]:
+    """The runtime's MCP server over streamable HTTP on a free loopback port."""
+    port = free_port()
+    server = BackgroundServer(http_app(runtime, "127.0.0.1", port), "127.0.0.1", port)
+    server.start()
+    yield f"http://127.0.0.1:{port}/mcp"
+    server.stop()

@@ -1,0 +1,75 @@
+"""MCP over streamable HTTP on loopback: tokens map to principals; no token, no entry."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from tests.mcp_server.scenario import every_tool_as_admin, ok, refused
+from tools.runtime import Runtime
+
+
+@asynccontextmanager
+async def connect(url: str, token: str | None) -> AsyncIterator[Client]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=60) as http,
+        Client(streamable_http_client(url, http_client=http)) as client,
+    ):
+        yield client
+
+
+async def test_every_tool_over_http_with_a_good_token(runtime: Runtime, endpoint: str) -> None:
+    async with connect(endpoint, "demo-admin-token") as client:
+        await every_tool_as_admin(client, runtime.site.site.name)
+
+
+@pytest.mark.parametrize("token", [None, "demo-admin-token-but-wrong", "Bearer"])
+async def test_no_token_or_a_wrong_one_gets_401(endpoint: str, token: str | None) -> None:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "t", "version": "1"},
+        },
+    }
+    async with httpx2.AsyncClient(timeout=10) as http:
+        response = await http.post(
+            endpoint,
+            json=body,
+            headers={**headers, "Accept": "application/json, text/event-stream"},
+        )
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_each_token_acts_as_its_own_principal(endpoint: str) -> None:
+    async with connect(endpoint, "demo-viewer-token") as viewer:
+        assert (await ok(viewer, "ping"))["principal"] == "viewer"
+        assert "Refused by rule 'role'" in await refused(viewer, "dispatch", plan_id="x")
+    async with connect(endpoint, "demo-agent-token") as agent:
+        text = await refused(agent, "toggle_relay", load="server-room", on=False, reason="shed it")
+        assert "critical_load" in text
+
+
+async def test_a_foreign_host_header_is_refused(endpoint: str) -> None:
+    async with httpx2.AsyncClient(timeout=10) as http:
+        response = await http.post(
+            endpoint,
+            json={},
+            headers={
+                "Host": "evil.example:80",
+                "Authorization": "Bearer demo-admin-token",
+                "Accept": "application/json, text/event-stream",
+            },
+        )
+    assert response.status_code in (400, 403, 421)

@@ -1,0 +1,41 @@
+"""MCP over a stdio subprocess, as Claude Desktop runs it: `gridpilot mcp stdio`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from mcp import Client, StdioServerParameters
+
+from tests.mcp_server.conftest import site_file_for
+from tests.mcp_server.scenario import every_tool_as_admin, ok
+from tests.services.mosquitto import MosquittoServer
+
+
+async def test_every_tool_over_stdio_with_highs_selected(
+    tmp_path: Path, mosquitto: MosquittoServer
+) -> None:
+    site_file = site_file_for(tmp_path, mosquitto.url)
+    site_file.write_text(
+        site_file.read_text().replace('stdio_principal = "operator"', 'stdio_principal = "admin"')
+    )
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=[
+            "-m",
+            "grid",
+            "mcp",
+            "stdio",
+            "--site",
+            str(site_file),
+            "--speed",
+            "10",
+            "--simulate",
+        ],
+    )
+    async with Client(params) as client:
+        # HiGHS prints a banner to stdout unless kept off it; a stray byte there would
+        # break the protocol for every call after this one.
+        plan = await ok(client, "optimize", horizon_hours=1, solver="highs")
+        assert plan["plan_id"]
+        await every_tool_as_admin(client, "riverside-depot")
