@@ -39,79 +39,72 @@ class Finding(BaseModel):
     reason: str
 
 
-def _bounds(site: SiteConfig, asset: str) -> tuple[str, float, float] | None:
-    """(quantity, low, high) of the asset's main reading, from its ratings."""
+# Readings that stay constant on a healthy device (an idle battery's SoC, a steady
+# temperature or voltage): a run of equal values there is not a stuck sensor.
+MAY_HOLD_STILL = {"soc_fraction", "temperature_c", "voltage_v", "frequency_hz"}
+NOMINAL_V = 230.0
+
+
+def checks(site: SiteConfig, asset: str) -> list[tuple[str, float, float]]:
+    """(quantity, low, high) for each reading checked on an asset; the main one first."""
     for ld in site.assets.loads:
         if ld.id == asset:
-            return "power_kw", -0.05, ld.nominal_kw * 1.3
+            return [("power_kw", -0.05, ld.nominal_kw * 1.3)]
     for p in site.assets.pv:
         if p.id == asset:
-            return "power_kw", -0.05, p.peak_kw * 1.1
+            return [("power_kw", -0.05, p.peak_kw * 1.1)]
     for b in site.assets.batteries:
         if b.id == asset:
-            return "soc_fraction", 0.0, 1.0
+            return [("soc_fraction", 0.0, 1.0), ("temperature_c", -20.0, 55.0)]
     for g in site.assets.peakers:
         if g.id == asset:
-            return "power_kw", -0.05, g.max_kw * 1.1
-    return None
+            return [("power_kw", -0.05, g.max_kw * 1.1)]
+    if asset == "grid":  # EN 50160: supply voltage within +-10 % of nominal
+        return [("voltage_v", NOMINAL_V * 0.9, NOMINAL_V * 1.1), ("frequency_hz", 49.0, 51.0)]
+    return []
 
 
-def check_series(site: SiteConfig, asset: str, samples: list[Sample]) -> list[Finding]:
-    """Rule findings over one asset's raw samples, oldest first."""
-    spec = _bounds(site, asset)
-    if spec is None or not samples:
+def check_series(
+    site: SiteConfig, asset: str, quantity: str, low: float, high: float, samples: list[Sample]
+) -> list[Finding]:
+    """Rule findings over one reading's raw samples, oldest first."""
+    if not samples:
         return []
-    quantity, low, high = spec
     out: list[Finding] = []
     values = np.array([s.value for s in samples])
     times = [s.time for s in samples]
-    for t, v in zip(times, values, strict=True):
-        if not low <= v <= high:
-            out.append(
-                Finding(
-                    asset=asset,
-                    quantity=quantity,
-                    time=t,
-                    score=1.0,
-                    reason=f"{quantity} = {v:.3f} outside its physical range [{low:g}, {high:g}]",
+
+    def found(i: int, score: float, reason: str) -> None:
+        out.append(
+            Finding(asset=asset, quantity=quantity, time=times[i], score=score, reason=reason)
+        )
+
+    outside = np.nonzero((values < low) | (values > high))[0]
+    if len(outside):
+        i = int(outside[0])
+        found(i, 1.0, f"{quantity} = {values[i]:.3f} outside its range [{low:g}, {high:g}]")
+    if quantity not in MAY_HOLD_STILL:
+        run = 1
+        for i in range(1, len(values)):
+            same = values[i] == values[i - 1] and abs(values[i]) > 1e-6
+            run = run + 1 if same else 1
+            if run == STUCK_SAMPLES:
+                found(
+                    i, 0.9, f"stuck sensor: {STUCK_SAMPLES} identical readings of {values[i]:.4f}"
                 )
-            )
-            break
-    run = 1
-    for i in range(1, len(values)):
-        run = run + 1 if values[i] == values[i - 1] and abs(values[i]) > 1e-6 else 1
-        if run == STUCK_SAMPLES:
-            out.append(
-                Finding(
-                    asset=asset,
-                    quantity=quantity,
-                    time=times[i],
-                    score=0.9,
-                    reason=f"stuck sensor: {STUCK_SAMPLES} identical readings of {values[i]:.4f}",
-                )
-            )
-            break
+                break
     battery = next((b for b in site.assets.batteries if b.id == asset), None)
-    if battery is not None and len(values) > 1:
+    if battery is not None and quantity == "soc_fraction":
         for i in range(1, len(values)):
             dt_h = max((times[i] - times[i - 1]).total_seconds(), 1.0) / 3600
-            possible = (
-                max(battery.max_charge_kw, battery.max_discharge_kw)
-                * dt_h
-                / (battery.capacity_kwh)
-                * 1.5
-                + 0.01
-            )
+            rate = max(battery.max_charge_kw, battery.max_discharge_kw)
+            possible = rate * dt_h / battery.capacity_kwh * 1.5 + 0.01
             if abs(values[i] - values[i - 1]) > possible:
-                out.append(
-                    Finding(
-                        asset=asset,
-                        quantity=quantity,
-                        time=times[i],
-                        score=0.95,
-                        reason=f"SoC jumped {values[i] - values[i - 1]:+.3f} in "
-                        f"{dt_h * 3600:.0f} s; at most {possible:.3f} is possible",
-                    )
+                found(
+                    i,
+                    0.95,
+                    f"SoC jumped {values[i] - values[i - 1]:+.3f} in "
+                    f"{dt_h * 3600:.0f} s; at most {possible:.3f} is possible",
                 )
                 break
     pv = next((p for p in site.assets.pv if p.id == asset), None)
@@ -122,16 +115,12 @@ def check_series(site: SiteConfig, asset: str, samples: list[Sample]) -> list[Fi
         ceiling = pv.peak_kw * 0.85 * sun**1.2 * 1.25 + 0.3
         over = np.nonzero(values > ceiling)[0]
         if len(over):
-            i = over[0]
-            out.append(
-                Finding(
-                    asset=asset,
-                    quantity=quantity,
-                    time=times[i],
-                    score=0.95,
-                    reason=f"PV reads {values[i]:.2f} kW, above the clear-sky "
-                    f"ceiling {ceiling[i]:.2f} kW (false data?)",
-                )
+            i = int(over[0])
+            found(
+                i,
+                0.95,
+                f"PV reads {values[i]:.2f} kW, above the clear-sky ceiling "
+                f"{ceiling[i]:.2f} kW (false data?)",
             )
     return out
 
@@ -151,39 +140,53 @@ def seasonal_residuals(
         return []
     mad = float(np.median(np.abs(residual - residual.median()))) * 1.4826
     scale = max(mad, 0.05 * float(np.abs(now).max() + 0.1))
-    z = (residual - residual.median()) / scale
+    z = residual / scale  # a healthy residual centres on zero, not on this window
     return [(t.to_pydatetime(), float(v)) for t, v in z.items() if abs(v) > ROBUST_Z_ALARM]
 
 
 def assess(
     site: SiteConfig, store: Store, asset: str, now: datetime, registry_dir: Path | None = None
 ) -> Trust:
-    """Is this asset's data trustworthy now? Checks the last 30 minutes of its main
-    reading, and alarms already recorded for it in that time."""
-    spec = _bounds(site, asset)
-    if spec is None:
+    """Is this asset's data trustworthy now? Checks the last 30 minutes of its readings,
+    and alarms already recorded for it in that time."""
+    specs = checks(site, asset)
+    if not specs:
         return Trust(trustworthy=True, score=0.0, reason=f"no checks defined for {asset}")
-    start = now - WINDOW
-    samples = store.query(site.site.name, asset, spec[0], start, now + timedelta(seconds=1))
-    findings = check_series(site, asset, samples)
-    alarms = [
-        e
-        for e in store.query_events(site.site.name, start, now + timedelta(seconds=1), asset=asset)
-        if e.kind in ("anomaly", "fault") and e.severity is Severity.ALARM
-    ]
+    start, end = now - WINDOW, now + timedelta(seconds=1)
+    findings: list[Finding] = []
+    main: list[Sample] = []
+    for n, (quantity, low, high) in enumerate(specs):
+        samples = store.query(site.site.name, asset, quantity, start, end)
+        if n == 0:
+            main = samples
+        findings += check_series(site, asset, quantity, low, high, samples)
+    silent_s = (now - main[-1].time).total_seconds() if main else WINDOW.total_seconds()
+    if silent_s > site.policy.stale_telemetry_s:
+        return Trust(
+            trustworthy=False,
+            score=1.0,
+            reason=f"no {specs[0][0]} reading for {silent_s:.0f} s (limit "
+            f"{site.policy.stale_telemetry_s} s): sensor dropped or device offline",
+        )
     if findings:
         worst = max(findings, key=lambda f: f.score)
         return Trust(trustworthy=False, score=worst.score, reason=worst.reason)
+    alarms = [
+        e
+        for e in store.query_events(site.site.name, start, end, asset=asset)
+        if e.kind in ("anomaly", "fault") and e.severity is Severity.ALARM
+    ]
     if alarms:
+        last = alarms[-1]
         return Trust(
             trustworthy=False,
             score=0.9,
-            reason=f"anomaly alarm at {alarms[-1].time:%H:%M:%S}Z: {alarms[-1].message}",
+            reason=f"anomaly alarm at {last.time:%H:%M:%S}Z: {last.message}",
         )
     return Trust(
         trustworthy=True,
         score=0.0,
-        reason=f"{len(samples)} readings in the last 30 min pass every check",
+        reason=f"{len(main)} readings in the last 30 min pass every check",
     )
 
 
@@ -227,40 +230,42 @@ def scan(
         *(b.id for b in site.assets.batteries),
         *(g.id for g in site.assets.peakers),
     ]
-    for asset in assets:
-        quantity = _bounds(site, asset)[0]  # type: ignore[index]
-        samples = store.query(name, asset, quantity, start, end)
-        for f in check_series(site, asset, samples):
-            events.append(
-                Event(
-                    site=name,
-                    kind="anomaly",
-                    asset=asset,
-                    time=f.time,
-                    severity=Severity.ALARM,
-                    message=f.reason,
-                    data={"score": f.score, "quantity": f.quantity, "detector": "rules"},
+    for asset in [*assets, "grid"]:
+        for quantity, low, high in checks(site, asset):
+            samples = store.query(name, asset, quantity, start, end)
+            for f in check_series(site, asset, quantity, low, high, samples):
+                events.append(
+                    Event(
+                        site=name,
+                        kind="anomaly",
+                        asset=asset,
+                        time=f.time,
+                        severity=Severity.ALARM,
+                        message=f.reason,
+                        data={"score": f.score, "quantity": f.quantity, "detector": "rules"},
+                    )
                 )
+            if quantity in MAY_HOLD_STILL:
+                continue
+            history = store.query(
+                name, asset, quantity, start - timedelta(days=1), end - timedelta(days=1)
             )
-        history = store.query(
-            name, asset, quantity, start - timedelta(days=1), end - timedelta(days=1)
-        )
-        for when, z in seasonal_residuals(samples, history)[:1]:
-            events.append(
-                Event(
-                    site=name,
-                    kind="anomaly",
-                    asset=asset,
-                    time=when,
-                    severity=Severity.WARNING,
-                    message=f"{quantity} far from the same time yesterday (robust z = {z:.1f})",
-                    data={
-                        "score": min(1.0, abs(z) / 20),
-                        "quantity": quantity,
-                        "detector": "seasonal_residual",
-                    },
+            for when, z in seasonal_residuals(samples, history)[:1]:
+                events.append(
+                    Event(
+                        site=name,
+                        kind="anomaly",
+                        asset=asset,
+                        time=when,
+                        severity=Severity.WARNING,
+                        message=f"{quantity} far from the same time yesterday (robust z = {z:.1f})",
+                        data={
+                            "score": min(1.0, abs(z) / 20),
+                            "quantity": quantity,
+                            "detector": "seasonal_residual",
+                        },
+                    )
                 )
-            )
     frame = site_vectors(site, store, start, end).dropna()
     if len(frame) >= 50:
         forest = IsolationForest(contamination=contamination, random_state=seed, n_jobs=1)

@@ -40,7 +40,7 @@ def steps_per_day(step_s: int) -> int:
 def calendar(times: pd.DatetimeIndex, tz: ZoneInfo) -> pd.DataFrame:
     local = times.tz_convert(tz)
     hour = local.hour + local.minute / 60
-    dow = local.dayofweek
+    dow = local.day_of_week
     return pd.DataFrame(
         {
             "hour_sin": np.sin(2 * np.pi * hour / 24),

@@ -11,6 +11,7 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
 from pydantic import BaseModel
 from xgboost import XGBRegressor
 
@@ -27,6 +28,7 @@ class ModelMeta(BaseModel):
     train_start: datetime
     train_end: datetime
     rows: int
+    band_scale: float = 1.0
     metrics: dict[str, float] = {}
     created_at: datetime
 
@@ -51,6 +53,7 @@ def save(
         train_start=trained.train_start.to_pydatetime(),
         train_end=trained.train_end.to_pydatetime(),
         rows=trained.rows,
+        band_scale=trained.band_scale,
         metrics=metrics or {},
         created_at=datetime.now(UTC),
     )
@@ -122,9 +125,10 @@ def load(root: Path, target: str, version: str | None = None) -> tuple[Trained, 
         target=target,
         step_s=meta.step_s,
         model=model,
-        train_start=meta.train_start,
-        train_end=meta.train_end,
+        train_start=pd.Timestamp(meta.train_start),
+        train_end=pd.Timestamp(meta.train_end),
         rows=meta.rows,
+        band_scale=meta.band_scale,
     )
     return trained, meta
 

@@ -112,7 +112,9 @@ def forecast(
             f"horizon_steps = {horizon_steps} must be within [1, {day}] "
             f"({step_s} s steps: at most 24 h)"
         )
-    origin = pd.Timestamp(now).floor(f"{step_s}s")
+    # The origin is the last complete step; the forecast covers the step in progress
+    # (which is where a plan made now starts) and those after it.
+    origin = pd.Timestamp(now).floor(f"{step_s}s") - pd.Timedelta(seconds=step_s)
     start = origin - pd.Timedelta(days=HISTORY_DAYS)
     end = origin + pd.Timedelta(seconds=(horizon_steps + 1) * step_s)
     frame = history_frame(site, store, start.to_pydatetime(), end.to_pydatetime())
