@@ -1,0 +1,236 @@
+"""Closed loop: re-plan on a receding horizon and apply each plan's first hour to the
+truth (the site's profiles), as a controller on a live site would.
+
+The truth is `grid.profiles`; what the planner sees of the future is whatever the
+`Forecaster` gives (the truth itself for perfect foresight). Every controller's
+realised schedule is priced by `costs_of` over the whole period, on one ruler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel
+
+from grid.config import SiteConfig
+from grid.profiles import SiteProfiles, generate
+from optimization.baselines import no_control, rule_based
+from optimization.inputs import InitialState, PlanInputs, initial_state, inputs_from_profiles
+from optimization.plan import CostBreakdown, StepSetpoints, costs_of
+from optimization.solve import plan
+from optimization.solvers import Solver
+
+# (truth, first step, steps) -> (load_kw per load, pv_kw per PV) for those steps
+Forecaster = Callable[
+    [SiteProfiles, int, int], tuple[dict[str, list[float]], dict[str, list[float]]]
+]
+
+
+class LoopResult(BaseModel):
+    controller: str
+    costs: CostBreakdown
+    peak_import_kw: float
+    shed_kwh: float
+    switchings: int
+    import_limit_breaches: int  # steps where realised import exceeded the limit
+    solves: int = 0
+    fallbacks: int = 0
+
+
+def perfect_foresight(truth: SiteProfiles, t: int, n: int):
+    return (
+        {k: list(v[t : t + n]) for k, v in truth.load_kw.items()},
+        {k: list(v[t : t + n]) for k, v in truth.pv_kw.items()},
+    )
+
+
+def seasonal_naive(truth: SiteProfiles, t: int, n: int):
+    """Same time yesterday (the truth one day back), per load and PV array."""
+    day = 86_400 // truth.step_s
+
+    def back(series) -> list[float]:
+        return [float(series[max(0, i - day)]) for i in range(t, t + n)]
+
+    return (
+        {k: back(v) for k, v in truth.load_kw.items()},
+        {k: back(v) for k, v in truth.pv_kw.items()},
+    )
+
+
+def truth_for(
+    site: SiteConfig, start: datetime, days: float, seed: int, lookahead_steps: int
+) -> SiteProfiles:
+    """The period plus a day before it (for naive forecasts) and the last horizon after."""
+    day = 86_400 // site.site.step_s
+    steps = int(days * day) + day + lookahead_steps
+    return generate(site, start - timedelta(days=1), steps, seed=seed)
+
+
+def realise(
+    site: SiteConfig, truth: SiteProfiles, t: int, wanted: StepSetpoints, soc: dict[str, float]
+) -> StepSetpoints:
+    """What happens when a planned step meets the true load and PV."""
+    dt_h = truth.step_s / 3600
+    battery_kw, new_soc = {}, {}
+    for b in site.assets.batteries:
+        power = wanted.battery_kw[b.id]
+        cap = b.capacity_kwh
+        if power > 0:  # the cells cannot give more than is above the minimum
+            power = min(
+                power, (soc[b.id] - b.soc_min_fraction) * cap / dt_h * b.discharge_efficiency
+            )
+            delta = -power / b.discharge_efficiency
+        else:
+            power = max(power, -(b.soc_max_fraction - soc[b.id]) * cap / dt_h / b.charge_efficiency)
+            delta = -power * b.charge_efficiency
+        battery_kw[b.id] = max(0.0, power) if wanted.battery_kw[b.id] > 0 else min(0.0, power)
+        new_soc[b.id] = soc[b.id] + delta * dt_h / cap
+    served = sum(
+        float(truth.load_kw[ld.id][t]) for ld in site.assets.loads if wanted.relay_on[ld.id]
+    )
+    pv_avail = {p.id: float(truth.pv_kw[p.id][t]) for p in site.assets.pv}
+    pv_kw = {
+        k: min(v, wanted.pv_limit_kw.get(k, v)) if wanted.pv_limit_kw.get(k, v) < v - 1e-6 else v
+        for k, v in pv_avail.items()
+    }
+    net = served - sum(pv_kw.values()) - sum(battery_kw.values()) - sum(wanted.peaker_kw.values())
+    spill = max(0.0, -net - site.grid.export_limit_kw)  # inverters curtail what cannot go out
+    shed = sum(float(truth.load_kw[k][t]) for k, on in wanted.relay_on.items() if not on)
+    return StepSetpoints(
+        time=truth.times[t],
+        battery_kw=battery_kw,
+        soc_fraction=new_soc,
+        relay_on=dict(wanted.relay_on),
+        peaker_kw=dict(wanted.peaker_kw),
+        peaker_on=dict(wanted.peaker_on),
+        pv_limit_kw=pv_kw,
+        grid_import_kw=max(0.0, net),
+        grid_export_kw=max(0.0, -net) - spill,
+        shed_kw=shed,
+    )
+
+
+def run(
+    site: SiteConfig,
+    start: datetime,
+    days: float,
+    forecaster: Forecaster | None,
+    *,
+    seed: int = 0,
+    horizon_steps: int = 48,
+    replan_every: int = 4,
+    solver: Solver = "cbc",
+    name: str = "mpc",
+    progress: Callable[[int, int], None] | None = None,
+) -> LoopResult:
+    """One controller over the period: `forecaster=None` runs the rule-based controller
+    step by step; otherwise MPC re-planning every `replan_every` steps."""
+    truth = truth_for(site, start, days, seed, horizon_steps)
+    day = 86_400 // site.site.step_s
+    first, last = day, day + int(days * day)
+    state = initial_state(site)
+    soc = dict(state.soc_fraction)
+    relay_since = {ld.id: 1e9 for ld in site.assets.loads}
+    peaker_since = {g.id: 1e9 for g in site.assets.peakers}
+    done: list[StepSetpoints] = []
+    solves = fallbacks = 0
+    t = first
+    while t < last:
+        n = min(horizon_steps, last + horizon_steps - t)
+        now_state = state.model_copy(
+            update={
+                "soc_fraction": dict(soc),
+                "relay_on_since_s": dict(relay_since),
+                "peaker_state_s": dict(peaker_since),
+                "peak_import_kw_so_far": max([0.0, *(s.grid_import_kw for s in done)]),
+            }
+        )
+        # the plans weigh a higher peak as the period's bill will: one share for all
+        window = _window(truth, t, n, now_state, demand_charge_share=min(1.0, days / 30))
+        if forecaster is None:
+            steps = rule_based(site, window)
+        else:
+            load, pv = forecaster(truth, t, n)
+            seen = window.model_copy(update={"load_kw": load, "pv_kw": pv})
+            made = plan(site, seen, solver=solver, time_limit_s=30)
+            solves += 1
+            fallbacks += made.status == "fallback"
+            steps = made.steps
+        for k in range(min(replan_every if forecaster else 1, last - t)):
+            real = realise(site, truth, t + k, steps[k], soc)
+            soc = dict(real.soc_fraction)
+            for ld in site.assets.loads:
+                same = real.relay_on[ld.id] == state.relay_on[ld.id]
+                relay_since[ld.id] = relay_since[ld.id] + truth.step_s if same else 0.0
+            for g in site.assets.peakers:
+                same = real.peaker_on[g.id] == state.peaker_on.get(g.id, False)
+                peaker_since[g.id] = peaker_since[g.id] + truth.step_s if same else 0.0
+            state = state.model_copy(
+                update={"relay_on": dict(real.relay_on), "peaker_on": dict(real.peaker_on)}
+            )
+            done.append(real)
+        t += min(replan_every if forecaster else 1, last - t)
+        if progress is not None:
+            progress(t - first, last - first)
+    return summarise(site, truth, first, done, name, solves, fallbacks)
+
+
+def _window(
+    truth: SiteProfiles,
+    t: int,
+    n: int,
+    initial: InitialState,
+    demand_charge_share: float | None = None,
+) -> PlanInputs:
+    return PlanInputs(
+        start=truth.times[t],
+        step_s=truth.step_s,
+        steps=n,
+        load_kw={k: [float(x) for x in v[t : t + n]] for k, v in truth.load_kw.items()},
+        pv_kw={k: [float(x) for x in v[t : t + n]] for k, v in truth.pv_kw.items()},
+        import_price_eur_per_kwh=[float(x) for x in truth.import_price_eur_per_kwh[t : t + n]],
+        export_price_eur_per_kwh=[float(x) for x in truth.export_price_eur_per_kwh[t : t + n]],
+        initial=initial,
+        demand_charge_share=demand_charge_share,
+    )
+
+
+def summarise(
+    site: SiteConfig,
+    truth: SiteProfiles,
+    first: int,
+    done: list[StepSetpoints],
+    name: str,
+    solves: int = 0,
+    fallbacks: int = 0,
+) -> LoopResult:
+    period = _window(truth, first, len(done), initial_state(site))
+    relay_before = dict(period.initial.relay_on)
+    switchings = 0
+    for step in done:
+        for k, on in step.relay_on.items():
+            switchings += on != relay_before[k]
+            relay_before[k] = on
+    return LoopResult(
+        controller=name,
+        costs=costs_of(site, period, done),
+        peak_import_kw=max(s.grid_import_kw for s in done),
+        shed_kwh=sum(s.shed_kw for s in done) * truth.step_s / 3600,
+        switchings=switchings,
+        import_limit_breaches=sum(
+            s.grid_import_kw > site.grid.import_limit_kw + 1e-6 for s in done
+        ),
+        solves=solves,
+        fallbacks=fallbacks,
+    )
+
+
+def no_control_result(
+    site: SiteConfig, start: datetime, days: float, seed: int = 0, horizon_steps: int = 48
+) -> LoopResult:
+    truth = truth_for(site, start, days, seed, horizon_steps)
+    day = 86_400 // site.site.step_s
+    period = inputs_from_profiles(site, truth, initial_state(site))
+    steps = no_control(site, period)[day : day + int(days * day)]
+    return summarise(site, truth, day, steps, "no control")

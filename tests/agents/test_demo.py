@@ -1,0 +1,41 @@
+"""`gridpilot demo` as a user runs it: everything starts, serves MCP and plans."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.mcp_server.conftest import site_file_for
+from tests.services.process import free_port
+
+
+def test_demo_starts_the_site_serves_mcp_and_makes_a_plan(tmp_path: Path) -> None:
+    site_file = site_file_for(tmp_path, "embedded")
+    port = free_port()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "grid",
+            "demo",
+            "--site",
+            str(site_file),
+            "--port",
+            str(port),
+            "--seconds",
+            "4",
+            "--speed",
+            "120",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert f"http://127.0.0.1:{port}/mcp" in out
+    assert "demo-operator-token" in out
+    assert "plan plan-" in out and "no control" in out
+    assert "grid" in out and "battery" in out
+    assert (tmp_path / "gridpilot.db").exists()
