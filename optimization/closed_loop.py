@@ -146,8 +146,7 @@ def run(
                 "peak_import_kw_so_far": max([0.0, *(s.grid_import_kw for s in done)]),
             }
         )
-        # the plans weigh a higher peak as the period's bill will: one share for all
-        window = _window(truth, t, n, now_state, demand_charge_share=min(1.0, days / 30))
+        window = _window(truth, t, n, now_state)
         if forecaster is None:
             steps = rule_based(site, window)
         else:
@@ -176,13 +175,7 @@ def run(
     return summarise(site, truth, first, done, name, solves, fallbacks)
 
 
-def _window(
-    truth: SiteProfiles,
-    t: int,
-    n: int,
-    initial: InitialState,
-    demand_charge_share: float | None = None,
-) -> PlanInputs:
+def _window(truth: SiteProfiles, t: int, n: int, initial: InitialState) -> PlanInputs:
     return PlanInputs(
         start=truth.times[t],
         step_s=truth.step_s,
@@ -192,7 +185,6 @@ def _window(
         import_price_eur_per_kwh=[float(x) for x in truth.import_price_eur_per_kwh[t : t + n]],
         export_price_eur_per_kwh=[float(x) for x in truth.export_price_eur_per_kwh[t : t + n]],
         initial=initial,
-        demand_charge_share=demand_charge_share,
     )
 
 

@@ -33,10 +33,6 @@ class PlanInputs(BaseModel):
     export_price_eur_per_kwh: list[float]
     initial: InitialState
     terminal_soc_fraction: dict[str, float] | None = None
-    # Share of the monthly demand charge that raising the peak costs in this plan; by
-    # default the horizon's share of a 30-day month (see optimization/model.py). A
-    # controller evaluated over a longer billing window passes that window's share.
-    demand_charge_share: Annotated[float, Field(gt=0, le=1)] | None = None
 
     @model_validator(mode="after")
     def _lengths(self) -> Self:

@@ -22,10 +22,8 @@ BILLING_PERIOD_S = 30 * 86_400
 
 def demand_rate_eur_per_kw(site: SiteConfig, inputs: PlanInputs) -> float:
     """The monthly demand charge, prorated to the horizon (see optimization/model.py)."""
-    share = inputs.demand_charge_share
-    if share is None:
-        share = min(1.0, inputs.steps * inputs.step_s / BILLING_PERIOD_S)
-    return site.tariff.demand_charge_eur_per_kw_month * share
+    share = inputs.steps * inputs.step_s / BILLING_PERIOD_S
+    return site.tariff.demand_charge_eur_per_kw_month * min(1.0, share)
 
 
 class CostBreakdown(BaseModel):

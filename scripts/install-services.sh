@@ -4,7 +4,7 @@
 # the test fixtures can skip (or fail, under GRIDPILOT_REQUIRE_SERVICES=1).
 set -euo pipefail
 
-declare -A package_of=([mosquitto]=mosquitto [influxd]=influxdb [chromium]=chromium)
+declare -A package_of=([mosquitto]=mosquitto [influxd]=influxdb [chromium]=chromium [npx]=npm)
 missing=()
 for binary in "${!package_of[@]}"; do
   command -v "$binary" >/dev/null 2>&1 || [ -x "/usr/sbin/$binary" ] || missing+=("${package_of[$binary]}")
