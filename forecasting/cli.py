@@ -11,14 +11,17 @@ from rich.table import Table
 
 from grid.cli import DEFAULT_SITE, SiteOption, console, err_console
 
-forecast_app = typer.Typer(help="Train, backtest and query the forecasters.",
-                           no_args_is_help=True)
+forecast_app = typer.Typer(help="Train, backtest and query the forecasters.", no_args_is_help=True)
 TARGETS = ["load", "pv", "price", "net_load", "net_load_change_30min"]
 
 Days = Annotated[int, typer.Option(min=3, max=366, help="Days of history to learn from")]
-Source = Annotated[str, typer.Option(
-    help="'store': the site's stored telemetry; 'synthetic': the site's simulated profiles "
-    "(for a new site with no history yet)")]
+Source = Annotated[
+    str,
+    typer.Option(
+        help="'store': the site's stored telemetry; 'synthetic': the site's simulated profiles "
+        "(for a new site with no history yet)"
+    ),
+]
 
 
 def _frame(site, source: str, days: int, seed: int = 0):
@@ -41,8 +44,10 @@ def _frame(site, source: str, days: int, seed: int = 0):
         store.close()
     have = frame["load_kw"].notna().mean()
     if have < 0.5:
-        err_console.print(f"only {have:.0%} of the last {days} days are in the store; train "
-                          "with --source synthetic until more history exists")
+        err_console.print(
+            f"only {have:.0%} of the last {days} days are in the store; train "
+            "with --source synthetic until more history exists"
+        )
         raise typer.Exit(1)
     return frame.interpolate(limit=8)
 
@@ -67,8 +72,7 @@ def train_cmd(
     targets = target or TARGETS
     for t in targets:
         if t not in TARGETS:
-            raise typer.BadParameter(f"{t!r}: one of {', '.join(TARGETS)}",
-                                     param_hint="--target")
+            raise typer.BadParameter(f"{t!r}: one of {', '.join(TARGETS)}", param_hint="--target")
     frame = _frame(site, source, days)
     split = frame.index[0] + (frame.index[-1] - frame.index[0]) * 0.8
     results = Table("target", "version", "rows", "MAE 1 h", "seasonal naive", "P10-P90 cover")
@@ -78,15 +82,28 @@ def train_cmd(
             scored = train(frame[frame.index < split], t, site.site.step_s, site.site.tz)
             progress.advance(task)
             hour = max(1, 3600 // site.site.step_s)
-            score = backtest(scored, frame, split, frame.index[-1] - pd.Timedelta(days=1),
-                             site.site.tz, [hour])[0]
+            score = backtest(
+                scored, frame, split, frame.index[-1] - pd.Timedelta(days=1), site.site.tz, [hour]
+            )[0]
             final = train(frame, t, site.site.step_s, site.site.tz)
-            meta = registry.save(site.settings.state_dir / "models", final, metrics={
-                "mae_1h": score.mae_model, "mae_1h_seasonal_naive": score.mae_seasonal_naive,
-                "coverage_p10_p90": score.coverage_p10_p90})
+            meta = registry.save(
+                site.settings.state_dir / "models",
+                final,
+                metrics={
+                    "mae_1h": score.mae_model,
+                    "mae_1h_seasonal_naive": score.mae_seasonal_naive,
+                    "coverage_p10_p90": score.coverage_p10_p90,
+                },
+            )
             progress.advance(task)
-            results.add_row(t, meta.version, str(final.rows), f"{score.mae_model:.3f}",
-                            f"{score.mae_seasonal_naive:.3f}", f"{score.coverage_p10_p90:.0%}")
+            results.add_row(
+                t,
+                meta.version,
+                str(final.rows),
+                f"{score.mae_model:.3f}",
+                f"{score.mae_seasonal_naive:.3f}",
+                f"{score.coverage_p10_p90:.0%}",
+            )
     console.print(results)
 
 
@@ -109,25 +126,49 @@ def backtest_cmd(
     if target not in TARGETS:
         raise typer.BadParameter(f"{target!r}: one of {', '.join(TARGETS)}", param_hint="--target")
     if test_days >= days - 2:
-        raise typer.BadParameter(f"test_days ({test_days}) must leave 3 days or more of the "
-                                 f"{days} to train on", param_hint="--test-days")
+        raise typer.BadParameter(
+            f"test_days ({test_days}) must leave 3 days or more of the {days} to train on",
+            param_hint="--test-days",
+        )
     frame = _frame(site, source, days)
     split = frame.index[-1] - pd.Timedelta(days=test_days)
     with Progress(console=err_console) as progress:
         task = progress.add_task("train and score", total=2)
         trained = train(frame[frame.index < split], target, site.site.step_s, site.site.tz)
         progress.advance(task)
-        scores = backtest(trained, frame, split, frame.index[-1] - pd.Timedelta(days=1),
-                          site.site.tz, horizons_for(site.site.step_s))
+        scores = backtest(
+            trained,
+            frame,
+            split,
+            frame.index[-1] - pd.Timedelta(days=1),
+            site.site.tz,
+            horizons_for(site.site.step_s),
+        )
         progress.advance(task)
-    table = Table("horizon", "MAE model", "persistence", "seasonal naive", "skill vs naive",
-                  "RMSE", "WAPE", "pinball", "P10-P90 cover")
+    table = Table(
+        "horizon",
+        "MAE model",
+        "persistence",
+        "seasonal naive",
+        "skill vs naive",
+        "RMSE",
+        "WAPE",
+        "pinball",
+        "P10-P90 cover",
+    )
     for s in scores:
         minutes = s.horizon_steps * site.site.step_s // 60
-        table.add_row(f"{minutes} min", f"{s.mae_model:.3f}", f"{s.mae_persistence:.3f}",
-                      f"{s.mae_seasonal_naive:.3f}", f"{s.skill_vs_seasonal:+.0%}",
-                      f"{s.rmse_model:.3f}", f"{s.wape_model:.1%}", f"{s.pinball_model:.3f}",
-                      f"{s.coverage_p10_p90:.0%}")
+        table.add_row(
+            f"{minutes} min",
+            f"{s.mae_model:.3f}",
+            f"{s.mae_persistence:.3f}",
+            f"{s.mae_seasonal_naive:.3f}",
+            f"{s.skill_vs_seasonal:+.0%}",
+            f"{s.rmse_model:.3f}",
+            f"{s.wape_model:.1%}",
+            f"{s.pinball_model:.3f}",
+            f"{s.coverage_p10_p90:.0%}",
+        )
     console.print(table)
 
 
@@ -146,22 +187,32 @@ def predict_cmd(
     store = open_store(site.settings.store_url, spool_dir=site.settings.state_dir / "spool")
     try:
         steps = max(1, round(hours * 3600 / site.site.step_s))
-        result = forecast(site, store, datetime.now(UTC), target, steps,  # type: ignore[arg-type]
-                          registry_dir=site.settings.state_dir / "models")
+        result = forecast(
+            site,
+            store,
+            datetime.now(UTC),
+            target,
+            steps,  # type: ignore[arg-type]
+            registry_dir=site.settings.state_dir / "models",
+        )
     finally:
         store.close()
     console.print(f"{target} ({result.unit}) by {result.method}: {result.note}")
     table = Table("time (local)", "P10", "P50", "P90")
     for t, lo, mid, hi in zip(result.times, result.p10, result.p50, result.p90, strict=True):
-        table.add_row(f"{t.astimezone(site.site.tz):%a %H:%M}", f"{lo:.2f}", f"{mid:.2f}",
-                      f"{hi:.2f}")
+        table.add_row(
+            f"{t.astimezone(site.site.tz):%a %H:%M}", f"{lo:.2f}", f"{mid:.2f}", f"{hi:.2f}"
+        )
     console.print(table)
 
 
 @forecast_app.command("models")
-def models_cmd(site_path: SiteOption = DEFAULT_SITE,
-               rollback: Annotated[str | None, typer.Option(
-                   help="Roll this target back to its previous model")] = None) -> None:
+def models_cmd(
+    site_path: SiteOption = DEFAULT_SITE,
+    rollback: Annotated[
+        str | None, typer.Option(help="Roll this target back to its previous model")
+    ] = None,
+) -> None:
     """List saved models (the current one marked), or roll one target back."""
     from forecasting import registry
     from grid.config import load_site
@@ -173,9 +224,13 @@ def models_cmd(site_path: SiteOption = DEFAULT_SITE,
     table = Table("target", "version", "current", "trained on", "MAE 1 h")
     for t in TARGETS:
         for m in registry.describe(root, t):
-            table.add_row(t, m["version"], "yes" if m["current"] else "",
-                          f"{m['train_start'][:10]}..{m['train_end'][:10]}",
-                          f"{m['metrics'].get('mae_1h', float('nan')):.3f}")
+            table.add_row(
+                t,
+                m["version"],
+                "yes" if m["current"] else "",
+                f"{m['train_start'][:10]}..{m['train_end'][:10]}",
+                f"{m['metrics'].get('mae_1h', float('nan')):.3f}",
+            )
     console.print(table)
 
 
