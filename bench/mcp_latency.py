@@ -8,7 +8,6 @@ Run as `python -m bench.mcp_latency` (or `make bench`).
 from __future__ import annotations
 
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -17,13 +16,18 @@ from typing import Any
 
 import anyio
 import httpx2
-from mcp import Client, StdioServerParameters
+from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from bench._report import report
 from grid.clock import SimClock
 from mcp_server.http import BackgroundServer, http_app
-from tests.mcp_server.conftest import site_file_for, site_for, wait_for_telemetry
+from tests.mcp_server.conftest import (
+    site_file_for,
+    site_for,
+    stdio_server,
+    wait_for_telemetry,
+)
 from tests.services.mosquitto import MosquittoServer
 from tests.services.process import free_port
 from tools.runtime import open_runtime
@@ -91,20 +95,7 @@ async def concurrent_http(url: str, tool: str) -> tuple[list[float], float]:
 
 
 async def over_stdio(site_file: Path) -> dict[str, list[float]]:
-    params = StdioServerParameters(
-        command=sys.executable,
-        args=[
-            "-m",
-            "grid",
-            "mcp",
-            "stdio",
-            "--site",
-            str(site_file),
-            "--speed",
-            "10",
-            "--simulate",
-        ],
-    )
+    params = stdio_server(site_file)
     async with Client(params) as client:
         await anyio.sleep(3)  # let telemetry arrive
         return await per_tool(client)

@@ -345,6 +345,26 @@ class Actuator:
 
     # -- guardrail state changes ----------------------------------------------
 
+    def _entry(
+        self,
+        caller: Caller,
+        name: str,
+        arguments: dict[str, Any],
+        outcome: Outcome,
+        detail: str,
+        **extra: Any,
+    ) -> AuditEntry:
+        return AuditEntry(
+            time=self._clock.now(),
+            principal=caller.name,
+            role=caller.role,
+            action=name,
+            arguments=arguments,
+            outcome=outcome,
+            detail=detail,
+            **extra,
+        )
+
     def _record(
         self,
         caller: Caller,
@@ -353,36 +373,24 @@ class Actuator:
         detail: str,
         command_ids: list[str] | None = None,
     ) -> int:
-        return self.audit.append(
-            AuditEntry(
-                time=self._clock.now(),
-                principal=caller.name,
-                role=caller.role,
-                action=name,
-                arguments=arguments,
-                outcome="recorded",
-                detail=detail,
-                command_ids=command_ids or [],
-            )
-        ).seq
+        entry = self._entry(
+            caller, name, arguments, "recorded", detail, command_ids=command_ids or []
+        )
+        return self.audit.append(entry).seq
 
     def refuse(
         self, caller: Caller, name: str, arguments: dict[str, Any], refusal: PolicyRefusal
     ) -> PolicyRefusal:
         """Audit a refusal decided outside the policy (role, plan checks, leases)."""
+        rule = {"rule": refusal.rule, "allowed": False, "detail": refusal.detail}
         self.audit.append(
-            AuditEntry(
-                time=self._clock.now(),
-                principal=caller.name,
-                role=caller.role,
-                action=name,
-                arguments=arguments,
-                outcome="refused",
-                detail=str(refusal),
-                decision={
-                    "allowed": False,
-                    "results": [{"rule": refusal.rule, "allowed": False, "detail": refusal.detail}],
-                },
+            self._entry(
+                caller,
+                name,
+                arguments,
+                "refused",
+                str(refusal),
+                decision={"allowed": False, "results": [rule]},
             )
         )
         return refusal

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sqlite3
 import threading
 from collections.abc import Iterator
 from datetime import datetime
@@ -21,6 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from grid.store.sqlite import open_db
 from grid.telemetry import UtcTime
 
 GENESIS = "0" * 64
@@ -91,14 +91,9 @@ def _chain_hash(seq: int, prev_hash: str, body: str) -> str:
 class AuditLog:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.head_path = self.path.with_name(self.path.name + ".head")
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db = open_db(self.path, _SCHEMA, durable=True)
         self._lock = threading.Lock()
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
 
     def append(self, entry: AuditEntry) -> AuditRecord:
         body = _canonical(entry)

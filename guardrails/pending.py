@@ -9,12 +9,18 @@ worse than asking the device what it did.
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
+
+from grid.store.sqlite import open_db
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS pending (request_id TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS settled (request_id TEXT PRIMARY KEY, audit_seq INTEGER NOT NULL);
+"""
 
 
 class PendingRequest(BaseModel):
@@ -25,20 +31,8 @@ class PendingRequest(BaseModel):
 
 class PendingBook:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db = open_db(path, _SCHEMA, durable=True)
         self._lock = threading.Lock()
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS pending (request_id TEXT PRIMARY KEY, "
-                "body TEXT NOT NULL)"
-            )
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS settled (request_id TEXT PRIMARY KEY, "
-                "audit_seq INTEGER NOT NULL)"
-            )
 
     def add(self, pending: PendingRequest) -> None:
         with self._lock:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from grid.errors import PolicyRefusal
 from guardrails.actuator import ActuationResult
 from guardrails.policy import Action
-from guardrails.principals import Caller, Capability
+from guardrails.principals import Caller
 from tools.runtime import Runtime
 
 Reason = Annotated[
@@ -226,7 +226,3 @@ def halt(rt: Runtime, caller: Caller, req: HaltRequest) -> HaltResult:
 def resume(rt: Runtime, caller: Caller, reason: str) -> HaltResult:
     state = rt.actuator.resume(caller, reason)
     return HaltResult(**state.model_dump())
-
-
-def require_act(rt: Runtime, caller: Caller, name: str, arguments: dict[str, Any]) -> None:
-    rt.actuator.require(caller, Capability.ACT, name, arguments)

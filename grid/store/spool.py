@@ -8,29 +8,25 @@ point with the same series and time.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from pathlib import Path
+
+from grid.store.sqlite import open_db
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS pending (id INTEGER PRIMARY KEY AUTOINCREMENT,
+    body TEXT NOT NULL, points INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS rejected (id INTEGER PRIMARY KEY AUTOINCREMENT,
+    body TEXT NOT NULL, reason TEXT NOT NULL);
+"""
 
 
 class Spool:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        # durable: a batch acknowledged as buffered must survive a power cut
+        self._db = open_db(path, _SCHEMA, durable=True)
         self._lock = threading.Lock()
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            # FULL: a batch acknowledged as buffered must survive a power cut.
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS pending (id INTEGER PRIMARY KEY AUTOINCREMENT, "
-                "body TEXT NOT NULL, points INTEGER NOT NULL)"
-            )
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS rejected (id INTEGER PRIMARY KEY AUTOINCREMENT, "
-                "body TEXT NOT NULL, reason TEXT NOT NULL)"
-            )
 
     def append(self, body: str, points: int) -> None:
         with self._lock:

@@ -46,18 +46,24 @@ _AGGREGATES: dict[str, str] = {
 }
 
 
+def open_db(path: str | Path, schema: str, *, durable: bool) -> sqlite3.Connection:
+    """A connection in WAL mode, shareable between threads (callers hold their own lock).
+    `durable` syncs every commit to disk, for what must survive a power cut."""
+    if str(path) != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+    db.executescript(schema)
+    return db
+
+
 class SQLiteStore:
     def __init__(self, path: str | Path) -> None:
-        path = str(path)
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self.path = str(path)
+        # NORMAL: telemetry lost in a power cut is seconds of readings, not decisions.
+        self._db = open_db(self.path, _SCHEMA, durable=False)
         self._lock = threading.Lock()
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
 
     def write(self, points: Sequence[Measurement]) -> None:
         rows = [

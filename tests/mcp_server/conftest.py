@@ -3,11 +3,13 @@ SQLite, on a simulated clock ten times faster than the wall."""
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from mcp import StdioServerParameters
 
 from grid.clock import SimClock
 from grid.config import SiteConfig, load_site
@@ -44,6 +46,24 @@ def site_file_for(root: Path, broker_url: str) -> Path:
     path = root / "site.toml"
     path.write_text(text)
     return path
+
+
+def stdio_server(site_file: Path) -> StdioServerParameters:
+    """`gridpilot mcp stdio` for a test site file, simulator on, clock at SPEED."""
+    return StdioServerParameters(
+        command=sys.executable,
+        args=[
+            "-m",
+            "grid",
+            "mcp",
+            "stdio",
+            "--site",
+            str(site_file),
+            "--speed",
+            str(SPEED),
+            "--simulate",
+        ],
+    )
 
 
 def wait_for_telemetry(rt: Runtime, timeout_s: float = 20.0) -> None:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from mcp import Client, StdioServerParameters
+from mcp import Client
 
-from tests.mcp_server.conftest import site_file_for
+from tests.mcp_server.conftest import site_file_for, stdio_server
 from tests.mcp_server.scenario import every_tool_as_admin, ok
 from tests.services.mosquitto import MosquittoServer
 
@@ -19,20 +18,7 @@ async def test_every_tool_over_stdio_with_highs_selected(
     site_file.write_text(
         site_file.read_text().replace('stdio_principal = "operator"', 'stdio_principal = "admin"')
     )
-    params = StdioServerParameters(
-        command=sys.executable,
-        args=[
-            "-m",
-            "grid",
-            "mcp",
-            "stdio",
-            "--site",
-            str(site_file),
-            "--speed",
-            "10",
-            "--simulate",
-        ],
-    )
+    params = stdio_server(site_file)
     async with Client(params) as client:
         # HiGHS prints a banner to stdout unless kept off it; a stray byte there would
         # break the protocol for every call after this one.
