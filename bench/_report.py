@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import platform
+import statistics
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,3 +34,10 @@ def report(
         f"{header}{body}\n" + "".join(f"{n}\n\n" for n in notes)
     )
     (RESULTS / f"{name}.md").write_text(text)
+
+
+def p50_p95(samples: list[float]) -> tuple[float, float]:
+    """Median and 95th percentile (nearest rank, so with few samples it is the largest)."""
+    ordered = sorted(samples)
+    rank = max(1, math.ceil(0.95 * len(ordered)))
+    return statistics.median(ordered), ordered[rank - 1]

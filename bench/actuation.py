@@ -12,7 +12,6 @@ Run as `python -m bench.actuation` (or `make bench`).
 from __future__ import annotations
 
 import json
-import statistics
 import tempfile
 import threading
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
-from bench._report import report
+from bench._report import p50_p95, report
 from edge.protocol import Command, encode, topic
 from grid.clock import SimClock
 from grid.config import load_site
@@ -36,8 +35,8 @@ EXAMPLE = Path(__file__).parents[1] / "examples" / "site.toml"
 
 
 def percentiles(samples_s: list[float]) -> tuple[float, float]:
-    ordered = sorted(samples_s)
-    return (statistics.median(ordered) * 1000, ordered[int(0.95 * (len(ordered) - 1))] * 1000)
+    p50, p95 = p50_p95(samples_s)
+    return p50 * 1000, p95 * 1000
 
 
 def main() -> None:

@@ -6,7 +6,6 @@ Run as `python -m bench.forecast_latency` (or `make bench`).
 
 from __future__ import annotations
 
-import statistics
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench._report import report
+from bench._report import p50_p95, report
 from forecasting import registry
 from forecasting.features import rows
 from forecasting.models import predict_rows, train
@@ -34,8 +33,8 @@ def timed(fn, repeats: int = REPEATS) -> tuple[float, float]:
         start = time.perf_counter()
         fn()
         samples.append(time.perf_counter() - start)
-    ordered = sorted(samples)
-    return statistics.median(ordered) * 1000, ordered[int(0.95 * (len(ordered) - 1))] * 1000
+    p50, p95 = p50_p95(samples)
+    return p50 * 1000, p95 * 1000
 
 
 def main() -> None:

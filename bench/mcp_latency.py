@@ -7,7 +7,6 @@ Run as `python -m bench.mcp_latency` (or `make bench`).
 
 from __future__ import annotations
 
-import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -19,7 +18,7 @@ import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from bench._report import report
+from bench._report import p50_p95, report
 from grid.clock import SimClock
 from mcp_server.http import BackgroundServer, http_app
 from tests.mcp_server.conftest import (
@@ -44,8 +43,8 @@ PER_CLIENT = 20
 
 
 def stats_ms(samples: list[float]) -> tuple[float, float]:
-    ordered = sorted(samples)
-    return statistics.median(ordered) * 1000, ordered[int(0.95 * (len(ordered) - 1))] * 1000
+    p50, p95 = p50_p95(samples)
+    return p50 * 1000, p95 * 1000
 
 
 async def timed(call: Callable[[], Awaitable[Any]], n: int) -> list[float]:

@@ -6,11 +6,10 @@ Run as `python -m bench.solve_time` (or `make bench`).
 
 from __future__ import annotations
 
-import statistics
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench._report import report
+from bench._report import p50_p95, report
 from grid.config import load_site
 from grid.profiles import generate
 from optimization.inputs import initial_state, inputs_from_profiles
@@ -35,14 +34,13 @@ def main() -> None:
                 made = plan(SITE, inputs, solver=solver, time_limit_s=TIME_LIMIT_S)
                 times.append(made.solve_time_s)
                 statuses.append(made.status)
-            ordered = sorted(times)
-            p95 = ordered[int(0.95 * (len(ordered) - 1))]
+            p50, p95 = p50_p95(times)
             rows.append(
                 [
                     str(steps),
                     solver,
                     str(repeats),
-                    f"{statistics.median(times):.2f}",
+                    f"{p50:.2f}",
                     f"{p95:.2f}",
                     ", ".join(sorted(set(statuses))),
                 ]
