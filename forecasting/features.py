@@ -57,7 +57,7 @@ def origin_features(frame: pd.DataFrame, target: str, step_s: int) -> pd.DataFra
     """What is known at each origin time (inclusive), for one target column."""
     y = frame[target]
     day = steps_per_day(step_s)
-    short = max(1, 1800 // step_s)  # 30 min window
+    short = max(2, 1800 // step_s)  # 30 min window (two steps at the least)
     feats = {
         "y_now": y,
         "y_lag1": y.shift(1),
