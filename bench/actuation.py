@@ -19,9 +19,8 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
-
 from bench._report import p50_p95, report
+from edge.mqtt import connect, make_client
 from edge.protocol import Command, encode, topic
 from grid.clock import SimClock
 from grid.config import load_site
@@ -104,7 +103,8 @@ def measure(rt, broker_url: str) -> dict[str, tuple[float, float]]:
 
     # raw paho: one client publishes and listens for the ack itself
     acked: dict[str, threading.Event] = {}
-    raw = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-raw")
+    # the field side's own client settings (TCP_NODELAY among them), no gateway logic
+    raw = make_client(broker_url, "bench-raw")
 
     def on_message(_c, _u, msg) -> None:
         event = acked.get(json.loads(msg.payload)["id"])
@@ -112,10 +112,9 @@ def measure(rt, broker_url: str) -> dict[str, tuple[float, float]]:
             event.set()
 
     raw.on_message = on_message
-    host, port = broker_url.removeprefix("mqtt://").split(":")
-    raw.connect(host, int(port))
-    raw.loop_start()
-    raw.subscribe(topic(name, battery.device, "ack"), qos=1)
+    ack_topic = topic(name, battery.device, "ack")
+    raw.on_connect = lambda client, *_: client.subscribe(ack_topic, qos=1)
+    connect(raw, broker_url)
     time.sleep(0.5)
     raw_times = []
     for i in range(N):
@@ -137,19 +136,30 @@ def measure(rt, broker_url: str) -> dict[str, tuple[float, float]]:
         gateway.send_command(cmd, 5.0)
         gateway_times.append(time.perf_counter() - start)
 
+    # When the Actuator hands a command to the gateway: the guardrails' own share.
+    handed: list[float] = []
+    send = gateway.send_command
+
+    def timed_send(command: Command, timeout_s: float):
+        handed.append(time.perf_counter())
+        return send(command, timeout_s)
+
+    gateway.send_command = timed_send  # type: ignore[method-assign]
     agent = caller_named(site, "arbitrage")
-    actuator_times = []
+    actuator_times, before_publish = [], []
     for i in range(N):
         action = Action(kind="set_battery_power", asset=battery.id, power_kw=1.0 if i % 2 else -1.0)
         start = time.perf_counter()
         result = rt.actuator.request(agent, "set_setpoint", [action])
         actuator_times.append(time.perf_counter() - start)
+        before_publish.append(handed[-1] - start)
         if result.outcome != "executed":
             raise RuntimeError(f"actuator request not executed: {result}")
     return {
         "raw paho publish + ack": percentiles(raw_times),
         "Gateway.send_command": percentiles(gateway_times),
         "Actuator.request (guardrails + audit)": percentiles(actuator_times),
+        "  of which request -> publish (rules, pending record)": percentiles(before_publish),
     }
 
 

@@ -24,6 +24,8 @@ class MosquittoServer(ServerProcess):
             stored = "persistence false\n"
         config.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\n{stored}log_dest stdout\n"
+            # as a deployed broker should be: small control messages are not held back
+            "set_tcp_nodelay true\n"
         )
         super().__init__(
             [binary, "-c", str(config)],
