@@ -167,9 +167,11 @@ def main() -> None:
         ["transport", "tool", "calls", "p50 ms", "p95 ms", "p50 / ping"],
         rows,
         [
-            "Example site on mosquitto with the simulator at 10x, SQLite store. forecast and "
-            "optimize use 24 h at 15-min steps; optimize solves the MILP with CBC each call. "
-            f"The concurrent rows run {CONCURRENT} HTTP sessions at once, {PER_CLIENT} calls each."
+            "Example site on mosquitto with the simulator at 10x, SQLite store. The site has "
+            "only minutes of history, so forecast takes its fallback path (model inference is "
+            "in forecast_latency); optimize solves the 24 h MILP with CBC on each call. "
+            f"The concurrent rows run {CONCURRENT} HTTP sessions at once, {PER_CLIENT} calls "
+            "each, against one server process."
         ],
     )
 

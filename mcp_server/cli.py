@@ -137,16 +137,56 @@ async def _with_client(site_path: Path, url: str | None, token: str | None, work
         return await work(client)
 
 
+def run_client(site_path: Path, url: str | None, token: str | None, work):
+    """Run `work(client)`; a connection the server refuses becomes one readable line."""
+    import anyio
+
+    try:
+        return anyio.run(_with_client, site_path, url, token, work)
+    except Exception as exc:  # the SDK wraps transport failures in exception groups
+        leaf = _innermost(exc)
+        reason = f"{type(leaf).__name__}: {leaf}"
+        if url is not None and _status(url, token) == 401:
+            reason = "the server refused the bearer token (401): pass a valid --token"
+        err_console.print(
+            f"could not talk to {url or 'the stdio server'}: {reason}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1) from None
+
+
+def _status(url: str, token: str | None) -> int | None:
+    """The HTTP status a bare request gets, to tell a refused token from other failures."""
+    import httpx2
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        return httpx2.post(url, headers=headers, json={}, timeout=5).status_code
+    except httpx2.TransportError:
+        return None
+
+
+def _innermost(exc: BaseException) -> BaseException:
+    while True:
+        if isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+            exc = exc.exceptions[0]
+        elif (inner := exc.__cause__ or exc.__context__) is not None:
+            exc = inner
+        else:
+            return exc
+
+
 @tool_app.command("list")
 def list_tools(site_path: SiteOption = DEFAULT_SITE, url: Url = None, token: Token = None) -> None:
     """The tools the server offers, with their annotations."""
-    import anyio
     from rich.table import Table
 
     async def work(client):
         return (await client.list_tools()).tools
 
-    tools = anyio.run(_with_client, site_path, url, token, work)
+    tools = run_client(site_path, url, token, work)
     table = Table("tool", "kind", "description")
     for tool in tools:
         a = tool.annotations
@@ -170,17 +210,17 @@ def call_tool(
     token: Token = None,
 ) -> None:
     """Call one tool and print its structured result as JSON (exit 1 on a tool error)."""
-    import anyio
 
     arguments = parse_arguments(args or [])
 
     async def work(client):
         return await client.call_tool(name, arguments)
 
-    result = anyio.run(_with_client, site_path, url, token, work)
+    result = run_client(site_path, url, token, work)
     if result.is_error:
         err_console.print(
             " ".join(getattr(c, "text", "") for c in result.content),
+            markup=False,
             highlight=False,
             soft_wrap=True,
         )
