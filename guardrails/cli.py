@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -109,7 +110,7 @@ def export(
 ) -> None:
     """Every record, oldest first, as JSON lines on stdout."""
     for line in _open(site_path).export_jsonl():
-        print(line)
+        sys.stdout.write(line + "\n")
 
 
 def register(app: typer.Typer) -> None:
