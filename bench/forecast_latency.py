@@ -19,9 +19,8 @@ from forecasting.features import rows
 from forecasting.models import predict_rows, train
 from forecasting.service import forecast, frame_from_profiles, seasonal_naive
 from grid.config import load_site
-from grid.profiles import generate
+from grid.profiles import as_telemetry, generate
 from grid.store import open_store
-from grid.telemetry import Measurement
 
 SITE = load_site(Path(__file__).parents[1] / "examples" / "site.toml")
 REPEATS = 50
@@ -55,20 +54,7 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory() as tmp:
         store = open_store(f"sqlite:///{Path(tmp) / 'f.db'}")
-        store.write(
-            [
-                Measurement(
-                    site=SITE.site.name,
-                    asset=k,
-                    quantity="power_kw",
-                    unit="kW",
-                    value=float(v[i]),
-                    time=t,
-                )
-                for i, t in enumerate(profiles.times)
-                for k, v in profiles.load_kw.items()
-            ]
-        )
+        store.write(as_telemetry(SITE, profiles))
         registry.save(Path(tmp) / "models", model)
         now = profiles.times[-1] + timedelta(minutes=1)
         results["forecast() service, 96 steps, SQLite"] = timed(

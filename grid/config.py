@@ -354,16 +354,20 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def read_toml(path: Path, what: str) -> dict:
+    """A TOML file's content, or a ConfigError naming the file and what is wrong."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such {what} file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
 def load_site(path: str | Path) -> SiteConfig:
     """Read and validate a site file; relative paths in it are taken from its folder."""
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such site file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return parse_site(raw, base_dir=path.parent, source=str(path))
+    return parse_site(read_toml(path, "site"), base_dir=path.parent, source=str(path))
 
 
 def parse_site(raw: dict, base_dir: Path = Path("."), source: str = "<site>") -> SiteConfig:

@@ -18,6 +18,7 @@ import numpy as np
 
 from grid.config import Load, SiteConfig
 from grid.tariff import prices_eur_per_kwh
+from grid.telemetry import Measurement
 
 
 @dataclass(frozen=True)
@@ -157,3 +158,23 @@ def generate(
         import_price_eur_per_kwh=prices[:, 0],
         export_price_eur_per_kwh=prices[:, 1],
     )
+
+
+def as_telemetry(site: SiteConfig, profiles: SiteProfiles) -> list[Measurement]:
+    """Every load's and PV array's power as the gateway would store it (asset ids,
+    `power_kw`), for seeding a store with history."""
+    points = []
+    for series in (profiles.load_kw, profiles.pv_kw):
+        for asset, values in series.items():
+            points += [
+                Measurement(
+                    site=site.site.name,
+                    asset=asset,
+                    quantity="power_kw",
+                    unit="kW",
+                    value=float(values[i]),
+                    time=t,
+                )
+                for i, t in enumerate(profiles.times)
+            ]
+    return points

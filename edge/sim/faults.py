@@ -18,14 +18,13 @@ anomaly detection and the guardrails' interlocks are tested against:
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edge.protocol import Quantity
-from grid.config import Ident, SiteConfig, format_validation_error
+from grid.config import Ident, SiteConfig, format_validation_error, read_toml
 from grid.errors import ConfigError
 
 FaultKind = Literal[
@@ -130,12 +129,7 @@ def load_scenario(path: str | Path) -> Scenario:
     """A scenario file: `[[faults]]` tables with at_s, kind, device and optional
     magnitude, quantity and for_s."""
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such scenario file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    raw = read_toml(path, "scenario")
     try:
         return Scenario.model_validate(raw)
     except ValidationError as exc:

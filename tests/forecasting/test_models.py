@@ -16,9 +16,8 @@ from forecasting.features import FEATURES, TARGET_COLUMN, rows
 from forecasting.models import MAX_ROWS, predict, predict_rows, train
 from forecasting.service import forecast, frame_from_profiles
 from grid.config import load_site
-from grid.profiles import generate
+from grid.profiles import as_telemetry, generate
 from grid.store import open_store
-from grid.telemetry import Measurement
 
 SITE = load_site(Path(__file__).parents[2] / "examples" / "site.toml")
 TZ = SITE.site.tz
@@ -84,31 +83,7 @@ def test_registry_round_trips_promotes_and_rolls_back(load_model, tmp_path: Path
 
 def _store_history(store, days: float, end: datetime) -> None:
     profiles = generate(SITE, end - timedelta(days=days), int(days * 96), seed=3)
-    points = []
-    for i, t in enumerate(profiles.times):
-        for load, series in profiles.load_kw.items():
-            points.append(
-                Measurement(
-                    site=SITE.site.name,
-                    asset=load,
-                    quantity="power_kw",
-                    unit="kW",
-                    value=float(series[i]),
-                    time=t,
-                )
-            )
-        for pv, series in profiles.pv_kw.items():
-            points.append(
-                Measurement(
-                    site=SITE.site.name,
-                    asset=pv,
-                    quantity="power_kw",
-                    unit="kW",
-                    value=float(series[i]),
-                    time=t,
-                )
-            )
-    store.write(points)
+    store.write(as_telemetry(SITE, profiles))
 
 
 def test_forecast_falls_back_and_says_so(tmp_path: Path, load_model) -> None:
