@@ -163,6 +163,8 @@ class SiteSimulator:
             return [a.fault for a in self._faults.values()]
 
     def _on_control(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic != fault_topic(self.site.site.name):
+            return  # amqtt hands a new subscriber other topics' retained messages too
         try:
             control = decode(FaultControl, msg.payload)
             if control.action == "inject" and control.fault is not None:
