@@ -138,7 +138,9 @@ def main() -> None:
             "(origins every 30 min). Real: CityLearn 2022 challenge phase 'all' (MIT licence, "
             "from the citylearn 2.0.0 wheel on PyPI): equipment load of buildings 1-17 summed, "
             f"building 1's solar profile scaled to {PV_KWP:g} kWp; trained on the first 8 weeks, "
-            "tested on the next 2 (origins hourly). Coverage target: 80 % +- 5."
+            "tested on the next 2 (origins hourly). The P10-P90 band is recalibrated at the start "
+            "of each test day on the model's forecasts since training, as the live service does. "
+            "Coverage target: 80 % +- 5."
         ],
     )
 

@@ -1,8 +1,10 @@
 """Rolling-origin backtest: the model against persistence and seasonal naive, per horizon.
 
 At each origin in the test window, every method forecasts the next steps from what
-was known then; errors are pooled per horizon. Metrics: MAE, RMSE, WAPE, pinball
-loss (P10/P50/P90, model only) and the share of outcomes inside P10-P90.
+was known then; errors are pooled per horizon. The model's band is recalibrated at
+the start of each test day on its own forecasts so far, as the live service does.
+Metrics: MAE, RMSE, WAPE, pinball loss (P10/P50/P90, model only) and the share of
+outcomes inside P10-P90.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import pandas as pd
 from pydantic import BaseModel
 
 from forecasting.features import TARGET_COLUMN, rows, steps_per_day
-from forecasting.models import MAX_ROWS, QUANTILES, Trained, predict_rows
+from forecasting.models import MAX_ROWS, QUANTILES, Trained, predict_rows, recent_band_scale
 
 
 class HorizonScore(BaseModel):
@@ -54,6 +56,13 @@ def backtest(
     day = steps_per_day(step_s)
     step = pd.Timedelta(seconds=step_s)
     origins = frame.index[(frame.index >= test_start) & (frame.index < test_end)][::origin_every]
+    # Outcomes after an origin stay hidden from its band: each day's factor is found
+    # on the frame as it stood at that day's first origin.
+    days = pd.Series(origins.floor("D"), index=origins)
+    factor_of_day = {
+        day: recent_band_scale(trained, frame[frame.index <= first], first, tz)[0]
+        for day, first in days.groupby(days).apply(lambda s: s.index[0]).items()
+    }
     scores = []
     for h in horizons:
         table = rows(frame, column, step_s, tz, pd.DatetimeIndex(origins), [h])
@@ -63,9 +72,10 @@ def backtest(
         keep = ~(np.isnan(truth) | np.isnan(persistence) | np.isnan(seasonal))
         table, truth = table[keep], truth[keep]
         persistence, seasonal = persistence[keep], seasonal[keep]
+        factors = pd.DatetimeIndex(table["origin"]).floor("D").map(factor_of_day).to_numpy()
         q = np.vstack(
             [
-                predict_rows(trained, table.iloc[i : i + MAX_ROWS])
+                predict_rows(trained, table.iloc[i : i + MAX_ROWS], factors[i : i + MAX_ROWS])
                 for i in range(0, len(table), MAX_ROWS)
             ]
         )

@@ -99,10 +99,35 @@ def rows(
         part = pd.concat([part, cal], axis=1)
         part["price_at_target"] = frame["price_eur_per_kwh"].reindex(at).to_numpy()
         part["y_same_time_yesterday"] = frame[target].reindex(at - day * step).to_numpy()
+        part["y_smart_persistence"] = smart_persistence(frame[target], origins, at, day * step)
         part["origin"] = origins
         part["time"] = at
         parts.append(part)
     return pd.concat(parts, ignore_index=True)
+
+
+def _envelope(y: pd.Series, times: pd.DatetimeIndex, day: pd.Timedelta) -> np.ndarray:
+    """The highest value at the same time of day over the seven days before each time."""
+    back = np.vstack([y.reindex(times - k * day).to_numpy() for k in range(1, 8)])
+    with np.errstate(all="ignore"):
+        return np.nanmax(np.where(np.isnan(back), -np.inf, back), axis=0)
+
+
+def smart_persistence(
+    y: pd.Series, origins: pd.DatetimeIndex, at: pd.DatetimeIndex, day: pd.Timedelta
+) -> np.ndarray:
+    """The origin's share of its week-high envelope, carried to the target time's
+    envelope. For PV the envelope is a clear-sky curve learned from data and the share
+    is the day's cloudiness, which persists for hours; NaN where the origin's envelope
+    is near zero (night) or missing."""
+    steps_a_day = max(1, round(day / (y.index[1] - y.index[0]))) if len(y) > 1 else 1
+    now = y.rolling(2, min_periods=1).mean().reindex(origins).to_numpy()
+    week_high = y.rolling(7 * steps_a_day, min_periods=1).max().reindex(origins).to_numpy()
+    env_now, env_at = _envelope(y, origins, day), _envelope(y, at, day)
+    with np.errstate(all="ignore"):
+        lit = env_now > np.maximum(0.05 * week_high, 1e-6)
+        share = np.where(lit, np.clip(now / env_now, 0.0, 1.5), np.nan)
+        return np.where(np.isfinite(env_at), share * env_at, np.nan)
 
 
 FEATURES = [
@@ -124,4 +149,5 @@ FEATURES = [
     "weekend",
     "price_at_target",
     "y_same_time_yesterday",
+    "y_smart_persistence",
 ]

@@ -10,6 +10,11 @@ Quantile trees tend to give bands too narrow for data they have not seen, so blo
 spread over the training window are held out to calibrate them: the band around
 P50 is scaled by the factor that makes 80 % of held-out outcomes fall inside it
 (split conformal calibration), and that factor travels with the model.
+
+A site's weather moves on after training, so once the model has made forecasts past
+its training window, `recent_band_scale` re-derives the factor from how those
+forecasts did over the last week (rolling conformal calibration), shrunk towards the
+trained factor while they are few.
 """
 
 from __future__ import annotations
@@ -112,14 +117,48 @@ def calibrate(trained: Trained, held: pd.DataFrame, coverage: float = 0.8) -> fl
     """The factor on the band that puts `coverage` of held-out outcomes inside it."""
     if len(held) < 50:
         return 1.0
-    q = np.vstack(
-        [_raw(trained.model, held.iloc[i : i + MAX_ROWS]) for i in range(0, len(held), MAX_ROWS)]
-    )
-    y = held["y"].to_numpy()
+    return _band_factor(_raw_batches(trained.model, held), held["y"].to_numpy(), coverage)
+
+
+def _band_factor(q: np.ndarray, y: np.ndarray, coverage: float = 0.8) -> float:
     upper = np.maximum(q[:, 2] - q[:, 1], 1e-6)
     lower = np.maximum(q[:, 1] - q[:, 0], 1e-6)
     ratio = np.where(y >= q[:, 1], (y - q[:, 1]) / upper, (q[:, 1] - y) / lower)
     return float(np.clip(np.quantile(ratio, coverage), 0.5, 10.0))
+
+
+RECENT_DAYS = 7
+PRIOR_ROWS = 200  # recent forecasts it takes to outweigh the trained factor
+
+
+def recent_band_scale(
+    trained: Trained, frame: pd.DataFrame, origin: pd.Timestamp, tz: ZoneInfo
+) -> tuple[float, int]:
+    """The band factor from the model's own forecasts issued after its training window
+    and within the last RECENT_DAYS, scored on the outcomes known at `origin`; shrunk
+    towards the trained factor by PRIOR_ROWS. Returns (factor, forecasts scored)."""
+    since = max(trained.train_end, origin - pd.Timedelta(days=RECENT_DAYS))
+    origins = frame.index[(frame.index > since) & (frame.index < origin)]
+    origins = origins[:: max(1, steps_per_day(trained.step_s) // 48)]  # every 30 min at most
+    if len(origins) == 0:
+        return trained.band_scale, 0
+    table = rows(
+        frame,
+        TARGET_COLUMN[trained.target],
+        trained.step_s,
+        tz,
+        pd.DatetimeIndex(origins),
+        horizons_for(trained.step_s),
+    )
+    table = table[pd.DatetimeIndex(table["time"]) <= origin]
+    y = frame[TARGET_COLUMN[trained.target]].reindex(pd.DatetimeIndex(table["time"])).to_numpy()
+    known = ~np.isnan(y) & ~np.isnan(table["y_now"].to_numpy())
+    table, y = table[known], y[known]
+    n = len(table)
+    if n < 20:
+        return trained.band_scale, n
+    recent = _band_factor(_raw_batches(trained.model, table), y)
+    return (n * recent + PRIOR_ROWS * trained.band_scale) / (n + PRIOR_ROWS), n
 
 
 def _raw(model: XGBRegressor, table: pd.DataFrame) -> np.ndarray:
@@ -127,20 +166,34 @@ def _raw(model: XGBRegressor, table: pd.DataFrame) -> np.ndarray:
     return np.sort(out, axis=1)
 
 
-def predict_rows(trained: Trained, table: pd.DataFrame) -> np.ndarray:
-    """(n, 3) calibrated, ordered quantiles for at most MAX_ROWS rows."""
+def _raw_batches(model: XGBRegressor, table: pd.DataFrame) -> np.ndarray:
+    return np.vstack(
+        [_raw(model, table.iloc[i : i + MAX_ROWS]) for i in range(0, len(table), MAX_ROWS)]
+    )
+
+
+def predict_rows(
+    trained: Trained, table: pd.DataFrame, band_scale: float | np.ndarray | None = None
+) -> np.ndarray:
+    """(n, 3) calibrated, ordered quantiles for at most MAX_ROWS rows; `band_scale`
+    (one factor, or one per row) overrides the trained factor."""
     if len(table) > MAX_ROWS:
         raise ValueError(
             f"{len(table)} rows in one inference call; the limit is {MAX_ROWS}: split the batch"
         )
     q = _raw(trained.model, table)
     mid = q[:, 1]
-    k = trained.band_scale
+    k = trained.band_scale if band_scale is None else band_scale
     return np.column_stack([mid - k * (mid - q[:, 0]), mid, mid + k * (q[:, 2] - mid)])
 
 
 def predict(
-    trained: Trained, frame: pd.DataFrame, origin: pd.Timestamp, horizon_steps: int, tz: ZoneInfo
+    trained: Trained,
+    frame: pd.DataFrame,
+    origin: pd.Timestamp,
+    horizon_steps: int,
+    tz: ZoneInfo,
+    band_scale: float | None = None,
 ) -> np.ndarray:
     """Quantiles for steps 1..horizon_steps after `origin`, shape (horizon_steps, 3)."""
     table = rows(
@@ -151,4 +204,4 @@ def predict(
         pd.DatetimeIndex([origin]),
         list(range(1, horizon_steps + 1)),
     )
-    return predict_rows(trained, table)
+    return predict_rows(trained, table, band_scale)

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from forecasting import registry
 from forecasting.features import TARGET_COLUMN, steps_per_day, with_derived
-from forecasting.models import predict
+from forecasting.models import predict, recent_band_scale
 from grid.config import SiteConfig
 from grid.profiles import SiteProfiles
 from grid.store import Store
@@ -46,20 +46,11 @@ def history_frame(site: SiteConfig, store: Store, start: datetime, end: datetime
     for steps with no stored price), plus derived net load and its 30-min change."""
     step_s = site.site.step_s
     index = _grid(start, end, step_s)
-    name = site.site.name
-
-    def series(asset: str, quantity: str) -> pd.Series:
-        samples = store.query(name, asset, quantity, start, end, window_s=step_s)
-        return pd.Series({pd.Timestamp(s.time): s.value for s in samples}, dtype=float).reindex(
-            index
-        )
 
     def total(assets: list[str]) -> pd.Series:
-        parts = [series(a, "power_kw") for a in assets]
-        if not parts:
+        if not assets:
             return pd.Series(0.0, index=index)
-        stacked = pd.concat(parts, axis=1)
-        return stacked.sum(axis=1, min_count=1)
+        return asset_history(site, store, assets, start, end).sum(axis=1, min_count=1)
 
     frame = pd.DataFrame(
         {
@@ -68,10 +59,27 @@ def history_frame(site: SiteConfig, store: Store, start: datetime, end: datetime
         },
         index=index,
     )
-    stored = series("tariff", "import_price_eur_per_kwh")
+    stored = _series(site, store, "tariff", "import_price_eur_per_kwh", start, end)
     tariff = pd.Series([p[0] for p in prices_eur_per_kwh(site, list(index))], index=index)
     frame["price_eur_per_kwh"] = stored.fillna(tariff)
     return with_derived(frame, step_s)
+
+
+def _series(
+    site: SiteConfig, store: Store, asset: str, quantity: str, start: datetime, end: datetime
+) -> pd.Series:
+    step_s = site.site.step_s
+    samples = store.query(site.site.name, asset, quantity, start, end, window_s=step_s)
+    values = pd.Series({pd.Timestamp(s.time): s.value for s in samples}, dtype=float)
+    return values.reindex(_grid(start, end, step_s))
+
+
+def asset_history(
+    site: SiteConfig, store: Store, assets: list[str], start: datetime, end: datetime
+) -> pd.DataFrame:
+    """Each asset's stored power (step means, NaN where nothing was stored), a column each."""
+    columns = {a: _series(site, store, a, "power_kw", start, end) for a in assets}
+    return pd.DataFrame(columns, index=_grid(start, end, site.site.step_s))
 
 
 def frame_from_profiles(profiles: SiteProfiles) -> pd.DataFrame:
@@ -145,7 +153,11 @@ def forecast(
     loaded = registry.load(registry_dir, target) if registry_dir is not None else None
     if loaded is not None and len(history) >= day and not np.isnan(y.get(origin, np.nan)):
         trained, meta = loaded
-        q = predict(trained, frame, origin, horizon_steps, site.site.tz)
+        scale, scored = recent_band_scale(trained, frame, origin, site.site.tz)
+        q = predict(trained, frame, origin, horizon_steps, site.site.tz, band_scale=scale)
+        band = (
+            f"; P10-P90 band recalibrated on {scored} of its forecasts since then" if scored else ""
+        )
         return result(
             q[:, 0],
             q[:, 1],
@@ -153,7 +165,7 @@ def forecast(
             "xgboost",
             meta.version,
             f"XGBoost quantile model {meta.version} trained on "
-            f"{meta.train_start:%Y-%m-%d}..{meta.train_end:%Y-%m-%d}",
+            f"{meta.train_start:%Y-%m-%d}..{meta.train_end:%Y-%m-%d}{band}",
         )
     why = "no trained model" if loaded is None else "less than a day of history for its features"
     naive = seasonal_naive(y, future, step_s)

@@ -12,8 +12,8 @@ import pytest
 
 from forecasting import registry
 from forecasting.backtest import backtest
-from forecasting.features import FEATURES, TARGET_COLUMN, rows
-from forecasting.models import MAX_ROWS, predict, predict_rows, train
+from forecasting.features import FEATURES, TARGET_COLUMN, rows, with_derived
+from forecasting.models import MAX_ROWS, predict, predict_rows, recent_band_scale, train
 from forecasting.service import forecast, frame_from_profiles
 from grid.config import load_site
 from grid.profiles import as_telemetry, generate
@@ -50,6 +50,25 @@ def test_model_beats_seasonal_naive_and_persistence_on_a_held_out_week(load_mode
     assert one_hour.mae_model < 0.8 * one_hour.mae_seasonal_naive, one_hour
     assert one_hour.mae_model < one_hour.mae_persistence, one_hour
     assert 0.7 <= one_hour.coverage_p10_p90 <= 0.9, one_hour
+
+
+def test_band_recalibrates_on_forecasts_made_after_training(load_model) -> None:
+    origin = SPLIT + pd.Timedelta(days=4)
+    assert recent_band_scale(load_model, FRAME, SPLIT, TZ) == (load_model.band_scale, 0)
+    calm, scored = recent_band_scale(load_model, FRAME, origin, TZ)
+    assert scored > 1_000
+    # the same days, but the load swings far more than in the training weeks
+    rough = FRAME[["load_kw", "pv_kw", "price_eur_per_kwh"]].copy()
+    after = rough.index > SPLIT
+    noise = np.random.default_rng(0).normal(0.0, 6.0, after.sum())
+    rough.loc[after, "load_kw"] = (rough.loc[after, "load_kw"] + noise).clip(lower=0)
+    rough = with_derived(rough, 900)
+    wide, _ = recent_band_scale(load_model, rough, origin, TZ)
+    assert wide > 1.5 * calm
+    # what happens after the origin does not move the factor
+    later = rough.copy()
+    later.loc[later.index > origin, "load_kw"] = 500.0
+    assert recent_band_scale(load_model, with_derived(later, 900), origin, TZ)[0] == wide
 
 
 def test_quantiles_are_ordered_and_batches_are_capped(load_model) -> None:
