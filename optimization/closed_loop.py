@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from pydantic import BaseModel
 
@@ -21,10 +22,16 @@ from optimization.plan import CostBreakdown, StepSetpoints, costs_of
 from optimization.solve import plan
 from optimization.solvers import Solver
 
-# (truth, first step, steps) -> (load_kw per load, pv_kw per PV) for those steps
-Forecaster = Callable[
-    [SiteProfiles, int, int], tuple[dict[str, list[float]], dict[str, list[float]]]
-]
+
+class Seen(NamedTuple):
+    """What a forecaster lets the planner see of the next steps."""
+
+    load_kw: dict[str, list[float]]  # per load
+    pv_kw: dict[str, list[float]]  # per PV array
+
+
+# (truth, first step, steps) -> what the planner sees of those steps
+Forecaster = Callable[[SiteProfiles, int, int], Seen]
 
 
 class LoopResult(BaseModel):
@@ -38,21 +45,21 @@ class LoopResult(BaseModel):
     fallbacks: int = 0
 
 
-def perfect_foresight(truth: SiteProfiles, t: int, n: int):
-    return (
+def perfect_foresight(truth: SiteProfiles, t: int, n: int) -> Seen:
+    return Seen(
         {k: list(v[t : t + n]) for k, v in truth.load_kw.items()},
         {k: list(v[t : t + n]) for k, v in truth.pv_kw.items()},
     )
 
 
-def seasonal_naive(truth: SiteProfiles, t: int, n: int):
+def seasonal_naive(truth: SiteProfiles, t: int, n: int) -> Seen:
     """Same time yesterday (the truth one day back), per load and PV array."""
     day = 86_400 // truth.step_s
 
     def back(series) -> list[float]:
         return [float(series[max(0, i - day)]) for i in range(t, t + n)]
 
-    return (
+    return Seen(
         {k: back(v) for k, v in truth.load_kw.items()},
         {k: back(v) for k, v in truth.pv_kw.items()},
     )
@@ -67,25 +74,43 @@ def truth_for(
     return generate(site, start - timedelta(days=1), steps, seed=seed)
 
 
-def realise(
-    site: SiteConfig, truth: SiteProfiles, t: int, wanted: StepSetpoints, soc: dict[str, float]
-) -> StepSetpoints:
-    """What happens when a planned step meets the true load and PV."""
-    dt_h = truth.step_s / 3600
+def _batteries(
+    site: SiteConfig, wanted_kw: dict[str, float], soc: dict[str, float], dt_h: float
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Battery power (+ discharge) and SoC after the step, within what the cells hold."""
     battery_kw, new_soc = {}, {}
     for b in site.assets.batteries:
-        power = wanted.battery_kw[b.id]
-        cap = b.capacity_kwh
+        power, cap = wanted_kw[b.id], b.capacity_kwh
         if power > 0:  # the cells cannot give more than is above the minimum
-            power = min(
-                power, (soc[b.id] - b.soc_min_fraction) * cap / dt_h * b.discharge_efficiency
+            power = max(
+                0.0,
+                min(power, (soc[b.id] - b.soc_min_fraction) * cap / dt_h * b.discharge_efficiency),
             )
             delta = -power / b.discharge_efficiency
         else:
-            power = max(power, -(b.soc_max_fraction - soc[b.id]) * cap / dt_h / b.charge_efficiency)
+            room = (b.soc_max_fraction - soc[b.id]) * cap / dt_h / b.charge_efficiency
+            power = min(0.0, max(power, -room))
             delta = -power * b.charge_efficiency
-        battery_kw[b.id] = max(0.0, power) if wanted.battery_kw[b.id] > 0 else min(0.0, power)
+        battery_kw[b.id] = power
         new_soc[b.id] = soc[b.id] + delta * dt_h / cap
+    return battery_kw, new_soc
+
+
+def realise(
+    site: SiteConfig,
+    truth: SiteProfiles,
+    t: int,
+    wanted: StepSetpoints,
+    soc: dict[str, float],
+    import_cap_kw: float | None = None,
+) -> StepSetpoints:
+    """What happens when a planned step meets the true load and PV.
+
+    With `import_cap_kw`, the battery inverters run in peak-shaving mode, as hybrid
+    inverters with a grid meter do: they discharge more (or charge less) than the
+    setpoint when the true import would pass the cap, so a forecast error moves SoC
+    rather than the billing-period peak."""
+    dt_h = truth.step_s / 3600
     served = sum(
         float(truth.load_kw[ld.id][t]) for ld in site.assets.loads if wanted.relay_on[ld.id]
     )
@@ -94,7 +119,17 @@ def realise(
         k: min(v, wanted.pv_limit_kw.get(k, v)) if wanted.pv_limit_kw.get(k, v) < v - 1e-6 else v
         for k, v in pv_avail.items()
     }
-    net = served - sum(pv_kw.values()) - sum(battery_kw.values()) - sum(wanted.peaker_kw.values())
+    rest = served - sum(pv_kw.values()) - sum(wanted.peaker_kw.values())
+    asked = dict(wanted.battery_kw)
+    battery_kw, new_soc = _batteries(site, asked, soc, dt_h)
+    excess = rest - sum(battery_kw.values()) - (import_cap_kw or 0.0)
+    if import_cap_kw is not None and excess > 1e-9:
+        for b in site.assets.batteries:
+            more = max(0.0, min(excess, b.max_discharge_kw - asked[b.id]))
+            asked[b.id] += more
+            excess -= more
+        battery_kw, new_soc = _batteries(site, asked, soc, dt_h)
+    net = rest - sum(battery_kw.values())
     spill = max(0.0, -net - site.grid.export_limit_kw)  # inverters curtail what cannot go out
     shed = sum(float(truth.load_kw[k][t]) for k, on in wanted.relay_on.items() if not on)
     return StepSetpoints(
@@ -122,10 +157,13 @@ def run(
     replan_every: int = 4,
     solver: Solver = "cbc",
     name: str = "mpc",
+    peak_shaving: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> LoopResult:
     """One controller over the period: `forecaster=None` runs the rule-based controller
-    step by step; otherwise MPC re-planning every `replan_every` steps."""
+    step by step; otherwise MPC re-planning every `replan_every` steps. With
+    `peak_shaving`, each applied step's import is capped at the larger of the period's
+    peak so far and the plan's import for that step (see `realise`)."""
     truth = truth_for(site, start, days, seed, horizon_steps)
     day = 86_400 // site.site.step_s
     first, last = day, day + int(days * day)
@@ -150,14 +188,17 @@ def run(
         if forecaster is None:
             steps = rule_based(site, window)
         else:
-            load, pv = forecaster(truth, t, n)
-            seen = window.model_copy(update={"load_kw": load, "pv_kw": pv})
-            made = plan(site, seen, solver=solver, time_limit_s=30)
+            seen = forecaster(truth, t, n)
+            made = plan(
+                site, window.model_copy(update=seen._asdict()), solver=solver, time_limit_s=30
+            )
             solves += 1
             fallbacks += made.status == "fallback"
             steps = made.steps
         for k in range(min(replan_every if forecaster else 1, last - t)):
-            real = realise(site, truth, t + k, steps[k], soc)
+            peak = max([0.0, *(s.grid_import_kw for s in done)])
+            cap = max(peak, steps[k].grid_import_kw) if peak_shaving else None
+            real = realise(site, truth, t + k, steps[k], soc, cap)
             soc = dict(real.soc_fraction)
             for ld in site.assets.loads:
                 same = real.relay_on[ld.id] == state.relay_on[ld.id]

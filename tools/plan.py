@@ -5,10 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
+import numpy as np
+import pandas as pd
 from pydantic import BaseModel, Field
 
-from forecasting.service import Forecast, Target
+from forecasting.service import Forecast, Target, asset_history
 from forecasting.service import forecast as run_forecast
+from forecasting.shares import LOOK_BACK_DAYS, split, typical_shares
 from grid.errors import PolicyRefusal
 from grid.tariff import prices_eur_per_kwh
 from guardrails.plans import check_drift, current_step, step_actions
@@ -75,17 +78,13 @@ def _step_start(now: datetime, step_s: int) -> datetime:
     return datetime.fromtimestamp(epoch - epoch % step_s, UTC)
 
 
-def _split(total: list[float], weights: dict[str, float]) -> dict[str, list[float]]:
-    whole = sum(weights.values()) or 1.0
-    return {k: [max(0.0, v * w / whole) for v in total] for k, w in weights.items()}
-
-
 def plan_inputs(rt: Runtime, horizon_hours: float) -> tuple[PlanInputs, list[str]]:
     """Forecasts, tariff and the site's present state, as the optimizer wants them.
 
-    The forecaster predicts site totals; they are split over loads by nominal power
-    and over PV arrays by peak power, which keeps a shed load's demand in the plan
-    (its metered power is zero while it is off)."""
+    The forecaster predicts site totals; they are split over loads and PV arrays by
+    each one's typical share on recent same-kind days (`forecasting.shares`), by
+    nominal or peak power where no history says. A load kept off on all those days
+    metered zero and gets no share until it has run again."""
     site, step_s = rt.site, rt.site.site.step_s
     now = rt.clock.now()
     steps = max(1, round(horizon_hours * 3600 / step_s))
@@ -114,12 +113,21 @@ def plan_inputs(rt: Runtime, horizon_hours: float) -> tuple[PlanInputs, list[str
         peaker_on={g.id: bool(snap.peaker_running.get(g.id)) for g in site.assets.peakers},
         peak_import_kw_so_far=max([0.0, *(p.value for p in peaks)]),
     )
+    past = start - timedelta(days=LOOK_BACK_DAYS)
+    index, tz = pd.DatetimeIndex(times), site.site.tz
+
+    def shares(weights: dict[str, float]) -> dict[str, np.ndarray]:
+        history = asset_history(site, rt.store, list(weights), past, start)
+        return typical_shares(history, index, tz, weights)
+
     inputs = PlanInputs(
         start=start,
         step_s=step_s,
         steps=steps,
-        load_kw=_split(load.p50, {ld.id: ld.nominal_kw for ld in site.assets.loads}),
-        pv_kw=_split(pv.p50, {p.id: p.peak_kw for p in site.assets.pv}),
+        load_kw=split(
+            np.array(load.p50), shares({ld.id: ld.nominal_kw for ld in site.assets.loads})
+        ),
+        pv_kw=split(np.array(pv.p50), shares({p.id: p.peak_kw for p in site.assets.pv})),
         import_price_eur_per_kwh=[p[0] for p in prices],
         export_price_eur_per_kwh=[p[1] for p in prices],
         initial=initial,

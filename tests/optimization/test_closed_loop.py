@@ -31,3 +31,19 @@ def test_a_planned_step_meets_the_truth_within_battery_limits() -> None:
     # 1 % of 50 kWh above the minimum is all the cells can give in this step
     assert 0 < real.battery_kw["battery"] < 25.0
     assert abs(real.soc_fraction["battery"] - 0.10) < 1e-6
+
+
+def test_peak_shaving_holds_the_import_to_the_cap_while_the_battery_can() -> None:
+    truth = loop.truth_for(SITE, START, 1, 0, 8)
+    t = 96 + 40  # 10:00 local on a workday: EV chargers and offices on
+    wanted = loop.rule_based(SITE, loop._window(truth, t, 1, loop.initial_state(SITE)))[0]
+    idle = wanted.model_copy(update={"battery_kw": {"battery": 0.0}})
+    free = loop.realise(SITE, truth, t, idle, {"battery": 0.6})
+    cap = free.grid_import_kw - 5.0
+    held = loop.realise(SITE, truth, t, idle, {"battery": 0.6}, import_cap_kw=cap)
+    assert abs(held.grid_import_kw - cap) < 1e-6
+    assert abs(held.battery_kw["battery"] - 5.0) < 1e-6
+    assert held.soc_fraction["battery"] < 0.6
+    # an empty battery cannot hold it
+    empty = loop.realise(SITE, truth, t, idle, {"battery": 0.10}, import_cap_kw=cap)
+    assert abs(empty.grid_import_kw - free.grid_import_kw) < 1e-6
