@@ -86,6 +86,7 @@ def rows(
     known = origin_features(frame, target, step_s)
     day = steps_per_day(step_s)
     step = pd.Timedelta(seconds=step_s)
+    share = envelope_share(frame[target], origins, day * step, day)
     parts = []
     for h in horizons:
         if h > day:
@@ -99,7 +100,8 @@ def rows(
         part = pd.concat([part, cal], axis=1)
         part["price_at_target"] = frame["price_eur_per_kwh"].reindex(at).to_numpy()
         part["y_same_time_yesterday"] = frame[target].reindex(at - day * step).to_numpy()
-        part["y_smart_persistence"] = smart_persistence(frame[target], origins, at, day * step)
+        with np.errstate(all="ignore"):
+            part["y_smart_persistence"] = share * _envelope(frame[target], at, day * step)
         part["origin"] = origins
         part["time"] = at
         parts.append(part)
@@ -109,25 +111,23 @@ def rows(
 def _envelope(y: pd.Series, times: pd.DatetimeIndex, day: pd.Timedelta) -> np.ndarray:
     """The highest value at the same time of day over the seven days before each time."""
     back = np.vstack([y.reindex(times - k * day).to_numpy() for k in range(1, 8)])
-    with np.errstate(all="ignore"):
-        return np.nanmax(np.where(np.isnan(back), -np.inf, back), axis=0)
+    highest = np.max(np.where(np.isnan(back), -np.inf, back), axis=0)
+    return np.where(np.isfinite(highest), highest, np.nan)  # NaN: no day to go by
 
 
-def smart_persistence(
-    y: pd.Series, origins: pd.DatetimeIndex, at: pd.DatetimeIndex, day: pd.Timedelta
+def envelope_share(
+    y: pd.Series, origins: pd.DatetimeIndex, day: pd.Timedelta, steps_a_day: int
 ) -> np.ndarray:
-    """The origin's share of its week-high envelope, carried to the target time's
-    envelope. For PV the envelope is a clear-sky curve learned from data and the share
-    is the day's cloudiness, which persists for hours; NaN where the origin's envelope
-    is near zero (night) or missing."""
-    steps_a_day = max(1, round(day / (y.index[1] - y.index[0]))) if len(y) > 1 else 1
+    """Each origin's value as a share of its week-high envelope: for PV, the day's
+    cloudiness against a clear-sky curve learned from data, which persists for hours.
+    NaN where the envelope is near zero (night) or missing. Carried to a target time
+    by multiplying with that time's envelope (the `y_smart_persistence` feature)."""
     now = y.rolling(2, min_periods=1).mean().reindex(origins).to_numpy()
     week_high = y.rolling(7 * steps_a_day, min_periods=1).max().reindex(origins).to_numpy()
-    env_now, env_at = _envelope(y, origins, day), _envelope(y, at, day)
+    env_now = _envelope(y, origins, day)
     with np.errstate(all="ignore"):
         lit = env_now > np.maximum(0.05 * week_high, 1e-6)
-        share = np.where(lit, np.clip(now / env_now, 0.0, 1.5), np.nan)
-        return np.where(np.isfinite(env_at), share * env_at, np.nan)
+        return np.where(lit, np.clip(now / env_now, 0.0, 1.5), np.nan)
 
 
 FEATURES = [
