@@ -2,19 +2,22 @@
 
 Embedded broker, the site simulator on a fast simulated clock, the gateway, SQLite,
 the guardrails and the MCP server over HTTP on loopback. It prints the endpoint and
-the demo tokens, makes one plan through the same tool functions an agent calls, and
-then shows the site's state until interrupted (or for `--seconds`).
+the demo tokens, seeds an empty store with a week of simulated history, makes one
+plan through the same tool functions an agent calls, and then shows the site's state
+until interrupted (or for `--seconds`).
 """
 
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from grid.config import SiteConfig, hash_token, load_site
+from grid.profiles import as_telemetry, generate
 from guardrails.principals import caller_named
 from mcp_server.http import BackgroundServer, http_app
 from tools import plan, state
@@ -28,6 +31,27 @@ def demo_tokens(site: SiteConfig) -> dict[str, str]:
         for p in site.principals
         if p.token_sha256 == hash_token(f"demo-{p.name}-token")
     }
+
+
+HISTORY_DAYS = 7
+
+
+def seed_history(rt: Runtime, days: int = HISTORY_DAYS) -> int:
+    """Fill an empty store with `days` of the simulator's own profiles (seed 0, as the
+    demo's simulator) up to the current step, so the first forecast has days to go by
+    instead of the no-history fallback. Returns the points written (0: had history)."""
+    site, now = rt.site, rt.clock.now()
+    loads = [ld.id for ld in site.assets.loads]
+    if not loads or rt.store.query(
+        site.site.name, loads[0], "power_kw", now - timedelta(days=1), now - timedelta(hours=1)
+    ):
+        return 0
+    step_s = site.site.step_s
+    end = now - timedelta(seconds=now.timestamp() % step_s)
+    steps = days * 86_400 // step_s
+    points = as_telemetry(site, generate(site, end - timedelta(seconds=steps * step_s), steps))
+    rt.store.write(points)
+    return len(points)
 
 
 def _kw(value: float | None) -> str:
@@ -67,6 +91,11 @@ def run_demo(
             f"try:  .venv/bin/gridpilot tool call grid_state --url {url} --token demo-viewer-token"
         )
         _wait_for_telemetry(runtime)
+        if seeded := seed_history(runtime):
+            console.print(
+                f"the store was empty: wrote {HISTORY_DAYS} days of simulated history "
+                f"({seeded} points) so the first forecast has days to go by"
+            )
         console.print(status_line(runtime))
         made = plan.optimize(
             runtime, caller_named(site, "agent"), plan.OptimizeRequest(horizon_hours=24)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -37,5 +38,9 @@ def test_demo_starts_the_site_serves_mcp_and_makes_a_plan(tmp_path: Path) -> Non
     assert f"http://127.0.0.1:{port}/mcp" in out
     assert "demo-operator-token" in out
     assert "plan plan-" in out and "no control" in out
+    # the empty store got a week of history, so the plan sees a real load to plan for
+    assert re.search(r"wrote\s+7\s+days\s+of\s+simulated\s+history", out), out
+    peak = re.search(r"Peak\s+import\s+([0-9.]+)\s+kW", out)
+    assert peak and float(peak.group(1)) > 1.0, out
     assert "grid" in out and "battery" in out
     assert (tmp_path / "gridpilot.db").exists()
