@@ -117,7 +117,7 @@ def main() -> None:
             f"Truth: grid.profiles seed {SEED} from {START:%Y-%m-%d}; MPC re-plans every hour "
             "over 12 h with CBC and applies the first hour to the truth, the battery in "
             "peak-shaving mode (import capped at the larger of the period's peak so far and "
-            "the plan's import; closed loop only, the field twins follow the setpoint). "
+            "the plan's import, as dispatch sends it to the battery twin). "
             f"XGBoost: load and PV models trained on the {TRAIN_DAYS} days before, totals split "
             "by typical same-kind-day shares. The demand charge is the monthly "
             "rate prorated to the period. 'Shed' is the value-of-lost-load trade the plan "

@@ -77,6 +77,8 @@ def to_command(
         params, verb = {"limit_kw": action.power_kw}, "set_curtailment"
     elif action.kind in ("set_battery_power", "set_peaker_power"):
         params, verb = {"power_kw": action.power_kw}, "set_power"
+        if action.import_cap_kw is not None:
+            params["import_cap_kw"] = action.import_cap_kw
     else:
         params, verb = {}, "start" if action.kind == "start_peaker" else "stop"
     now = clock.now()
@@ -501,7 +503,12 @@ def _observed(action: Action, snapshot: SiteSnapshot) -> bool | None:
         return None if running is None else running == (action.kind == "start_peaker")
     if action.kind == "set_battery_power":
         power = snapshot.battery_kw.get(action.asset)
-        return None if power is None else abs(power - (action.power_kw or 0.0)) < 0.5
+        if power is None:
+            return None
+        wanted = action.power_kw or 0.0
+        if action.import_cap_kw is not None:  # peak shaving may only add discharge
+            return power > wanted - 0.5
+        return abs(power - wanted) < 0.5
     return None
 
 

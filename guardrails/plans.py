@@ -18,7 +18,7 @@ from grid.clock import Clock
 from grid.config import SiteConfig
 from grid.errors import PolicyRefusal
 from guardrails.policy import Action, SiteSnapshot
-from optimization.plan import Plan, StepSetpoints
+from optimization.plan import Plan, StepSetpoints, import_cap_kw
 
 # How far the battery may have drifted from the plan's assumption before the plan
 # is judged stale: beyond this its setpoints were computed for another situation.
@@ -94,8 +94,12 @@ def current_step(plan: Plan, now: datetime) -> StepSetpoints:
     raise PolicyRefusal("plan_expired", f"plan {plan.id} covers no step at {now:%H:%M:%S}Z")
 
 
-def step_actions(site: SiteConfig, step: StepSetpoints, snapshot: SiteSnapshot) -> list[Action]:
-    """The actions that bring the site to a plan step; unchanged assets are left alone."""
+def step_actions(
+    site: SiteConfig, step: StepSetpoints, snapshot: SiteSnapshot, peak_so_far_kw: float
+) -> list[Action]:
+    """The actions that bring the site to a plan step; unchanged assets are left alone.
+    Batteries get the step's import cap (peak-shaving mode, `import_cap_kw`)."""
+    cap = round(min(import_cap_kw(peak_so_far_kw, step), site.grid.import_limit_kw), 3)
     actions: list[Action] = []
     for load in site.assets.loads:
         want = step.relay_on.get(load.id)
@@ -108,6 +112,7 @@ def step_actions(site: SiteConfig, step: StepSetpoints, snapshot: SiteSnapshot) 
                     kind="set_battery_power",
                     asset=battery.id,
                     power_kw=round(step.battery_kw[battery.id], 3),
+                    import_cap_kw=cap,
                 )
             )
     for pv in site.assets.pv:

@@ -38,6 +38,8 @@ class Action(BaseModel):
     asset: str
     on: bool | None = None  # set_relay
     power_kw: float | None = Field(default=None, allow_inf_nan=False)  # battery/peaker/pv limit
+    # set_battery_power only: discharge beyond power_kw to hold grid import to this
+    import_cap_kw: float | None = Field(default=None, ge=0, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _has_value(self) -> Action:
@@ -47,6 +49,8 @@ class Action(BaseModel):
             self.power_kw is None
         ):
             raise ValueError(f"{self.kind} needs power_kw")
+        if self.import_cap_kw is not None and self.kind != "set_battery_power":
+            raise ValueError(f"import_cap_kw is for set_battery_power, not {self.kind}")
         return self
 
     def describe(self) -> str:
@@ -54,7 +58,8 @@ class Action(BaseModel):
             return f"switch {self.asset} {'on' if self.on else 'off'}"
         if self.power_kw is None:
             return f"{self.kind.replace('_', ' ')} {self.asset}"
-        return f"{self.kind.replace('_', ' ')} {self.asset} to {self.power_kw:g} kW"
+        cap = "" if self.import_cap_kw is None else f", import held to {self.import_cap_kw:g} kW"
+        return f"{self.kind.replace('_', ' ')} {self.asset} to {self.power_kw:g} kW{cap}"
 
 
 class SiteSnapshot(BaseModel):
@@ -314,6 +319,14 @@ def _check_battery(site: SiteConfig, action: Action, snap: SiteSnapshot, r: _Rul
         f"{battery.max_discharge_kw:g} (discharge)] kW",
         battery.id,
     )
+    if action.import_cap_kw is not None:
+        r.check(
+            "import_cap_range",
+            action.import_cap_kw <= site.grid.import_limit_kw,
+            f"import cap {action.import_cap_kw:g} kW must be within [0, "
+            f"{site.grid.import_limit_kw:g}] kW (the import limit)",
+            battery.id,
+        )
     soc = snap.soc_fraction.get(battery.id)
     if soc is None:
         r.check("battery_soc_limit", power == 0.0, "state of charge unknown", battery.id)

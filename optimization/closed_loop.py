@@ -18,7 +18,7 @@ from grid.config import SiteConfig
 from grid.profiles import SiteProfiles, generate
 from optimization.baselines import no_control, rule_based
 from optimization.inputs import InitialState, PlanInputs, initial_state, inputs_from_profiles
-from optimization.plan import CostBreakdown, StepSetpoints, costs_of
+from optimization.plan import CostBreakdown, StepSetpoints, costs_of, import_cap_kw
 from optimization.solve import plan
 from optimization.solvers import Solver
 
@@ -106,8 +106,8 @@ def realise(
 ) -> StepSetpoints:
     """What happens when a planned step meets the true load and PV.
 
-    With `import_cap_kw`, the battery inverters run in peak-shaving mode, as hybrid
-    inverters with a grid meter do: they discharge more (or charge less) than the
+    With `import_cap_kw`, the battery inverters run in peak-shaving mode, as the field
+    twins do (edge/devices/battery.py): they discharge more (or charge less) than the
     setpoint when the true import would pass the cap, so a forecast error moves SoC
     rather than the billing-period peak."""
     dt_h = truth.step_s / 3600
@@ -162,8 +162,8 @@ def run(
 ) -> LoopResult:
     """One controller over the period: `forecaster=None` runs the rule-based controller
     step by step; otherwise MPC re-planning every `replan_every` steps. With
-    `peak_shaving`, each applied step's import is capped at the larger of the period's
-    peak so far and the plan's import for that step (see `realise`)."""
+    `peak_shaving`, each applied step's import is capped as a dispatched plan caps it
+    (`optimization.plan.import_cap_kw`; see `realise`)."""
     truth = truth_for(site, start, days, seed, horizon_steps)
     day = 86_400 // site.site.step_s
     first, last = day, day + int(days * day)
@@ -197,7 +197,7 @@ def run(
             steps = made.steps
         for k in range(min(replan_every if forecaster else 1, last - t)):
             peak = max([0.0, *(s.grid_import_kw for s in done)])
-            cap = max(peak, steps[k].grid_import_kw) if peak_shaving else None
+            cap = import_cap_kw(peak, steps[k]) if peak_shaving else None
             real = realise(site, truth, t + k, steps[k], soc, cap)
             soc = dict(real.soc_fraction)
             for ld in site.assets.loads:

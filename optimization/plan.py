@@ -49,6 +49,14 @@ class StepSetpoints(BaseModel):
     shed_kw: float
 
 
+def import_cap_kw(peak_so_far_kw: float, step: StepSetpoints) -> float:
+    """The grid import a battery in peak-shaving mode holds a plan step to: the billing
+    period's peak so far, or the step's planned import where that is higher. Below it
+    a forecast error costs nothing extra; above it the battery covers the error, so the
+    error moves SoC instead of raising the peak that is paid for all month."""
+    return max(peak_so_far_kw, step.grid_import_kw)
+
+
 class Plan(BaseModel):
     id: str
     inputs_hash: str
@@ -62,6 +70,7 @@ class Plan(BaseModel):
     costs: CostBreakdown
     baseline: CostBreakdown
     steps: list[StepSetpoints]
+    peak_import_kw_so_far: float = 0.0  # the billing-period peak the plan started from
     diagnosis: str | None
     explanation: str
 

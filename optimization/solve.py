@@ -151,6 +151,7 @@ def _plan(
         costs=costs,
         baseline=baseline,
         steps=steps,
+        peak_import_kw_so_far=inputs.initial.peak_import_kw_so_far,
         diagnosis=diagnosis,
         explanation=explain(site, inputs, steps, costs, baseline, status, diagnosis),
     )

@@ -175,7 +175,7 @@ def dispatch(rt: Runtime, caller: Caller, req: DispatchRequest) -> ActionOutcome
         check_drift(rt.site, stored.plan, step, snap)
     except PolicyRefusal as refusal:
         raise rt.actuator.refuse(caller, "dispatch", arguments, refusal) from None
-    actions = step_actions(rt.site, step, snap)
+    actions = step_actions(rt.site, step, snap, stored.plan.peak_import_kw_so_far)
     arguments["step_time"] = step.time.isoformat()
     result = rt.actuator.request(caller, "dispatch", actions, arguments, direct=False)
     return outcome_of(rt, caller, "dispatch", arguments, result)

@@ -1,5 +1,10 @@
 """Battery and its inverter: power setpoint within limits, SoC with charge and
-discharge efficiencies, a first-order thermal model with derating, and SoH fade."""
+discharge efficiencies, a first-order thermal model with derating, and SoH fade.
+
+Peak-shaving mode, as hybrid inverters with a grid meter have it: a `set_power` with
+`import_cap_kw` makes the inverter discharge beyond the setpoint (or charge less)
+while the site's grid import would pass the cap. The site (the simulator, which
+plays the grid meter's wire to the inverter) sets `shave_kw` each step."""
 
 from __future__ import annotations
 
@@ -34,6 +39,8 @@ class BatteryTwin(Twin):
         super().__init__(site, device, clock)
         self.battery = battery
         self.setpoint_kw = 0.0
+        self.import_cap_kw: float | None = None  # peak-shaving mode when set
+        self.shave_kw = 0.0  # extra discharge the cap calls for this step
         self.power_kw = 0.0  # + discharge into the site, - charge
         self.soc_fraction = battery.initial_soc_fraction
         self.soh_fraction = 1.0
@@ -53,6 +60,7 @@ class BatteryTwin(Twin):
     def state(self) -> dict[str, Any]:
         return {
             "setpoint_kw": self.setpoint_kw,
+            "import_cap_kw": self.import_cap_kw,
             "power_kw": round(self.power_kw, 4),
             "soc_fraction": round(self.soc_fraction, 5),
             "tripped": self.tripped,
@@ -63,16 +71,22 @@ class BatteryTwin(Twin):
             return "rejected", f"a battery inverter does set_power, not {command.action}"
         try:
             power_kw = param(command, "power_kw", float)
+            cap = None
+            if command.params.get("import_cap_kw") is not None:
+                cap = param(command, "import_cap_kw", float)
         except ValueError as exc:
             return "rejected", str(exc)
+        if cap is not None and not 0.0 <= cap < math.inf:
+            return "rejected", f"params.import_cap_kw = {cap:g} must be a finite kW >= 0"
         b = self.battery
         if not -b.max_charge_kw <= power_kw <= b.max_discharge_kw:
             return "rejected", (
                 f"params.power_kw = {power_kw:g} outside [-{b.max_charge_kw:g} (charge), "
                 f"{b.max_discharge_kw:g} (discharge)] kW"
             )
-        self.setpoint_kw = power_kw
-        return "ok", f"setpoint {power_kw:g} kW"
+        self.setpoint_kw, self.import_cap_kw = power_kw, cap
+        held = "" if cap is None else f", grid import held to {cap:g} kW"
+        return "ok", f"setpoint {power_kw:g} kW{held}"
 
     def available_kw(self, dt_s: float) -> tuple[float, float]:
         """(max discharge, max charge) this step, after SoC window and temperature."""
@@ -92,7 +106,8 @@ class BatteryTwin(Twin):
         with self.lock:
             b = self.battery
             max_dis, max_chg = self.available_kw(dt_s)
-            power = 0.0 if self.tripped else min(max(self.setpoint_kw, -max_chg), max_dis)
+            wanted = self.setpoint_kw + self.shave_kw
+            power = 0.0 if self.tripped else min(max(wanted, -max_chg), max_dis)
             self.power_kw = power
             capacity_kwh = b.capacity_kwh * self.soh_fraction
             energy_kwh = power * dt_s / 3600.0

@@ -222,13 +222,22 @@ class SiteSimulator:
                         None,
                     )
                     board.demand_kw[ch] = float(profiles.load_kw[load][i]) if load else 0.0
+        batteries = self.of(BatteryTwin)
         for twin in self.twins.values():
-            twin.step(dt_s, now_s)
+            if twin not in batteries:
+                twin.step(dt_s, now_s)
 
         load_kw = sum(sum(b.powers_kw()) for b in self.of(RelayBoardTwin))
         pv_kw = sum(p.power_kw for p in self.of(PVTwin))
-        battery_kw = sum(b.power_kw for b in self.of(BatteryTwin))
         peaker_kw = sum(p.power_kw for p in self.of(PeakerTwin))
+        # Batteries last: one in peak-shaving mode sees the rest of the site's import.
+        excess = load_kw - pv_kw - peaker_kw - sum(b.setpoint_kw for b in batteries)
+        for battery in batteries:
+            cap = battery.import_cap_kw
+            battery.shave_kw = 0.0 if cap is None else max(0.0, excess - cap)
+            battery.step(dt_s, now_s)
+            excess -= battery.power_kw - battery.setpoint_kw
+        battery_kw = sum(b.power_kw for b in batteries)
         net_kw = load_kw - pv_kw - battery_kw - peaker_kw
         factor = 1.0
         for spike in self._faulted("voltage_spike"):

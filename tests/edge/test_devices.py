@@ -100,6 +100,29 @@ def test_battery_stops_at_its_soc_window_and_refuses_out_of_range(offline_sim) -
     assert battery.power_kw == 0.0
 
 
+def test_battery_in_peak_shaving_mode_holds_the_grid_import_to_its_cap(offline_sim) -> None:
+    meter, battery = offline_sim.twins["meter-1"], offline_sim.twins["bess-1"]
+    command(offline_sim, "bess-1", "set_power", power_kw=-20.0)
+    run(offline_sim, 2)
+    assert battery.power_kw == -20.0 and meter.power_kw > 15.0
+    # the same charge under a 10 kW cap: it charges only what keeps import at 10 kW
+    ack = command(offline_sim, "bess-1", "set_power", power_kw=-20.0, import_cap_kw=10.0)
+    assert ack["result"] == "ok" and "held to 10 kW" in ack["detail"]
+    run(offline_sim, 3)
+    assert meter.power_kw == pytest.approx(10.0, abs=1e-6)
+    assert -20.0 < battery.power_kw < 0.0
+    # under a cap below the site's own import it discharges, with a setpoint of zero
+    command(offline_sim, "bess-1", "set_power", power_kw=0.0, import_cap_kw=0.5)
+    run(offline_sim, 3)
+    assert meter.power_kw == pytest.approx(0.5, abs=1e-6) and battery.power_kw > 0.0
+    # a plain setpoint leaves the mode
+    command(offline_sim, "bess-1", "set_power", power_kw=-20.0)
+    run(offline_sim, 1)
+    assert battery.power_kw == -20.0 and meter.power_kw > 15.0
+    ack = command(offline_sim, "bess-1", "set_power", power_kw=0.0, import_cap_kw=-1.0)
+    assert ack["result"] == "rejected" and "import_cap_kw" in ack["detail"]
+
+
 def test_pv_curtailment_caps_output(offline_sim: SiteSimulator) -> None:
     pv: PVTwin = offline_sim.twins["pv-inv-1"]
     run(offline_sim, 1)

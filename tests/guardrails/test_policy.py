@@ -171,6 +171,17 @@ def test_battery_power_limits(power_kw: float, rule: str) -> None:
     assert "must be within [-25 (charge), 25 (discharge)] kW" in str(decision.refusal())
 
 
+def test_battery_import_cap_must_be_within_the_import_limit() -> None:
+    capped = Action(kind="set_battery_power", asset="battery", power_kw=5, import_cap_kw=61)
+    decision = decide(AGENT, capped)
+    assert refused_rule(decision) == "import_cap_range"
+    assert "within [0, 60] kW" in str(decision.refusal())
+    ok = Action(kind="set_battery_power", asset="battery", power_kw=5, import_cap_kw=30)
+    assert decide(AGENT, ok).allowed and "import held to 30 kW" in ok.describe()
+    with pytest.raises(ValueError, match="import_cap_kw is for set_battery_power"):
+        Action(kind="set_pv_limit", asset="pv-roof", power_kw=5, import_cap_kw=30)
+
+
 def test_battery_soc_limits_both_ways() -> None:
     empty = snapshot(soc_fraction={"battery": 0.1})
     full = snapshot(soc_fraction={"battery": 0.95})
