@@ -69,20 +69,20 @@ def solar_elevation_sin(
     )
 
 
-def _cloud_factor(n: int, rng: np.random.Generator) -> np.ndarray:
+def _cloud_factor(n: int, rng: np.random.Generator, noisy: bool = True) -> np.ndarray:
     """Share of clear-sky output that gets through: a day-level cloudiness plus an
     AR(1) process for passing clouds, clipped to [0.05, 1]."""
     day_level = rng.choice([0.95, 0.8, 0.55, 0.3], p=[0.45, 0.3, 0.15, 0.1])
-    noise = np.empty(n)
+    noise = np.zeros(n)
     state = 0.0
-    for i in range(n):
+    for i in range(n if noisy else 0):
         state = 0.9 * state + rng.normal(0.0, 0.08)
         noise[i] = state
     return np.clip(day_level + noise, 0.05, 1.0)
 
 
 def _load_shape(
-    load: Load, local_hours: np.ndarray, weekday: int, rng: np.random.Generator
+    load: Load, local_hours: np.ndarray, weekday: int, rng: np.random.Generator, noisy: bool
 ) -> np.ndarray:
     """Fraction of nominal power drawn, by the load's profile, for one local day."""
     h = local_hours
@@ -107,7 +107,7 @@ def _load_shape(
     else:
         shape = np.full(n, 0.7)
         noise = 0.03
-    return np.clip(shape + rng.normal(0.0, noise, n), 0.0, 1.0)
+    return np.clip(shape + (rng.normal(0.0, noise, n) if noisy else 0.0), 0.0, 1.0)
 
 
 def generate(
@@ -116,8 +116,11 @@ def generate(
     steps: int,
     step_s: int | None = None,
     seed: int = 0,
+    noisy: bool = True,
 ) -> SiteProfiles:
-    """Series of `steps` steps from `start` (aware), at `step_s` (default: the site's)."""
+    """Series of `steps` steps from `start` (aware), at `step_s` (default: the site's).
+    `noisy=False` leaves out the step-to-step noise (passing clouds, load jitter) and
+    keeps each day's cloudiness: the most any forecaster could know of the series."""
     if start.tzinfo is None:
         raise ValueError("start must be timezone-aware")
     if steps < 1:
@@ -143,10 +146,10 @@ def generate(
         day = date.fromordinal(int(ordinal))
         idx = np.nonzero(days == ordinal)[0]
         for pv in site.assets.pv:
-            clouds = _cloud_factor(day_slots, _rng(seed, day, pv.id))[slots[idx]]
+            clouds = _cloud_factor(day_slots, _rng(seed, day, pv.id), noisy)[slots[idx]]
             pv_kw[pv.id][idx] = pv.peak_kw * 0.85 * elevation[idx] ** 1.2 * clouds
         for load in site.assets.loads:
-            shape = _load_shape(load, day_hours, day.weekday(), _rng(seed, day, load.id))
+            shape = _load_shape(load, day_hours, day.weekday(), _rng(seed, day, load.id), noisy)
             load_kw[load.id][idx] = load.nominal_kw * shape[slots[idx]]
 
     prices = np.array(prices_eur_per_kwh(site, times))

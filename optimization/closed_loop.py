@@ -66,12 +66,26 @@ def seasonal_naive(truth: SiteProfiles, t: int, n: int) -> Seen:
 
 
 def truth_for(
-    site: SiteConfig, start: datetime, days: float, seed: int, lookahead_steps: int
+    site: SiteConfig,
+    start: datetime,
+    days: float,
+    seed: int,
+    lookahead_steps: int,
+    noisy: bool = True,
 ) -> SiteProfiles:
     """The period plus a day before it (for naive forecasts) and the last horizon after."""
     day = 86_400 // site.site.step_s
     steps = int(days * day) + day + lookahead_steps
-    return generate(site, start - timedelta(days=1), steps, seed=seed)
+    return generate(site, start - timedelta(days=1), steps, seed=seed, noisy=noisy)
+
+
+def noise_free(
+    site: SiteConfig, start: datetime, days: float, seed: int = 0, horizon_steps: int = 48
+) -> Forecaster:
+    """The best a forecaster could do: the truth without its step-to-step noise, each
+    day's cloudiness known. What MPC captures with it is the ceiling for forecasts."""
+    quiet = truth_for(site, start, days, seed, horizon_steps, noisy=False)
+    return lambda truth, t, n: perfect_foresight(quiet, t, n)
 
 
 def _batteries(

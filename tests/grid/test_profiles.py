@@ -44,6 +44,19 @@ def test_seeds_change_the_noise_but_not_the_shape() -> None:
     assert np.corrcoef(a, b)[0, 1] > 0.7
 
 
+def test_noise_free_keeps_each_days_shape_and_cloudiness_and_drops_the_jitter() -> None:
+    noisy = generate(SITE, MONDAY, 2 * 96, seed=4)
+    quiet = generate(SITE, MONDAY, 2 * 96, seed=4, noisy=False)
+    loads = quiet.total_load_kw.reshape(2, 96)
+    np.testing.assert_allclose(loads[0], loads[1])  # two workdays, nothing random left
+    assert not np.allclose(noisy.total_load_kw.reshape(2, 96)[0], noisy.total_load_kw[96:])
+    # the same day-level cloudiness: the noise averages out over the day
+    for day in (slice(0, 96), slice(96, 192)):
+        ratio = noisy.total_pv_kw[day].sum() / quiet.total_pv_kw[day].sum()
+        assert 0.8 < ratio < 1.2
+    assert np.abs(np.diff(quiet.total_pv_kw)).max() < np.abs(np.diff(noisy.total_pv_kw)).max()
+
+
 def test_prices_follow_the_tariff_in_local_time() -> None:
     day = generate(SITE, MONDAY, 96)
     by_local_hour = {
