@@ -77,8 +77,9 @@ def closed_loop_cmd(
     seed: Annotated[int, typer.Option(help="Profile seed")] = 0,
     solver: SolverOption = "cbc",
 ) -> None:
-    """No control, rule-based, MPC with seasonal-naive forecasts and perfect foresight over
-    the simulated site; costs, peak, shed energy, switchings, share of the saving."""
+    """No control, rule-based, and MPC with seasonal-naive, noise-free (the ceiling for
+    any forecast) and perfect forecasts over the simulated site: costs, peak, shed
+    energy, switchings, share of the perfect-foresight saving."""
     from grid.config import load_site
     from optimization import closed_loop as loop
 
@@ -89,6 +90,7 @@ def closed_loop_cmd(
         for name, forecaster in (
             ("rule-based", None),
             ("MPC, seasonal-naive forecast", loop.seasonal_naive),
+            ("MPC, noise-free forecast", loop.noise_free(site, start, days, seed)),
             ("MPC, perfect foresight", loop.perfect_foresight),
         ):
             task = progress.add_task(name, total=1.0)
