@@ -31,7 +31,7 @@ from grid.errors import ConfigError
 Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 PositiveKw = Annotated[float, Field(gt=0.0, le=100_000.0)]
-Role = Literal["viewer", "agent", "operator", "admin"]
+Role = Literal["viewer", "agent", "daemon", "operator", "admin"]
 DeviceKind = Literal["relay_board", "battery_inverter", "pv_inverter", "meter", "peaker"]
 
 
@@ -221,6 +221,9 @@ class Principal(_Model):
     # Tokens are long random strings, so an unsalted SHA-256 is enough to make a
     # leaked site file useless for logging in.
     token_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    # Lease ceilings; unset means the role's default (guardrails.principals.LEASE_LIMITS).
+    max_lease_priority: Annotated[int, Field(ge=0, le=100)] | None = None
+    max_lease_s: Annotated[float, Field(gt=0.0, le=86_400.0)] | None = None
 
 
 class PolicyLimits(_Model):
@@ -333,6 +336,10 @@ class SiteConfig(_Model):
             if load.id == load_id:
                 return load
         raise KeyError(load_id)
+
+    def asset_ids(self) -> set[str]:
+        a = self.assets
+        return {x.id for x in (*a.batteries, *a.pv, *a.loads, *a.peakers)}
 
     def principal(self, name: str) -> Principal:
         for principal in self.principals:

@@ -24,7 +24,7 @@ from grid.config import SiteConfig
 from grid.errors import DeviceUnavailable, PolicyRefusal
 from guardrails.audit import AuditEntry, AuditLog, Outcome
 from guardrails.killswitch import HaltState, KillSwitch
-from guardrails.leases import LeaseGrant, Leases
+from guardrails.leases import Lease, LeaseGrant, Leases
 from guardrails.pending import PendingBook, PendingRequest
 from guardrails.policy import (
     Action,
@@ -381,10 +381,18 @@ class Actuator:
         return self.audit.append(entry).seq
 
     def refuse(
-        self, caller: Caller, name: str, arguments: dict[str, Any], refusal: PolicyRefusal
+        self,
+        caller: Caller,
+        name: str,
+        arguments: dict[str, Any],
+        refusal: PolicyRefusal,
+        field: str | None = None,
     ) -> PolicyRefusal:
-        """Audit a refusal decided outside the policy (role, plan checks, leases)."""
-        rule = {"rule": refusal.rule, "allowed": False, "detail": refusal.detail}
+        """Audit a refusal decided outside the policy (input, role, plan checks, leases);
+        `field` names the argument that was refused, when one was."""
+        rule: dict[str, Any] = {"rule": refusal.rule, "allowed": False, "detail": refusal.detail}
+        if field is not None:
+            rule["field"] = field
         self.audit.append(
             self._entry(
                 caller,
@@ -472,25 +480,51 @@ class Actuator:
             "purpose": purpose,
         }
         self.require(caller, Capability.ACT, "lease_acquire", arguments)
+        refusal = None
+        if asset not in self.site.asset_ids():
+            refusal = PolicyRefusal(
+                "asset_known",
+                f"no asset {asset[:64]!r}; one of: {', '.join(sorted(self.site.asset_ids()))}",
+            )
+        elif priority > caller.lease_priority_cap:
+            refusal = PolicyRefusal(
+                "lease_priority",
+                f"{caller.name} ({caller.role}) may lease at priority up to "
+                f"{caller.lease_priority_cap}; asked {priority}",
+            )
+        elif duration_s > caller.lease_s_cap:
+            refusal = PolicyRefusal(
+                "lease_duration",
+                f"{caller.name} ({caller.role}) may hold a lease up to {caller.lease_s_cap:g} s; "
+                f"asked {duration_s:g} s",
+            )
+        if refusal is not None:
+            raise self.refuse(caller, "lease_acquire", arguments, refusal)
         try:
             grant = self.leases.acquire(asset, caller.name, priority, duration_s, purpose)
         except PolicyRefusal as refusal:
             raise self.refuse(caller, "lease_acquire", arguments, refusal) from None
         detail = f"leased {asset} at priority {priority} for {duration_s:g} s"
         if grant.preempted:
-            detail += f", preempting {grant.preempted.holder}"
+            detail += f", preempting {grant.preempted.holder} (priority {grant.preempted.priority})"
         self._record(caller, "lease_acquire", arguments, detail)
         return grant
 
-    def release_lease(self, caller: Caller, asset: str) -> bool:
-        released = self.leases.release(asset, caller.name)
-        self._record(
-            caller,
-            "lease_release",
-            {"asset": asset},
-            "released" if released else "held no lease on it",
-        )
-        return released
+    def release_lease(self, caller: Caller, asset: str) -> Lease | None:
+        """Release the caller's own lease; an operator or admin also breaks another
+        holder's lease of a priority below their own ceiling (audited with its holder)."""
+        arguments = {"asset": asset}
+        self.require(caller, Capability.ACT, "lease_release", arguments)
+        breaks = caller.lease_priority_cap if caller.can(Capability.OPERATE) else None
+        ended = self.leases.release(asset, caller.name, below_priority=breaks)
+        if ended is None:
+            detail = "held no lease on it"
+        elif ended.holder == caller.name:
+            detail = "released"
+        else:
+            detail = f"broke the lease of {ended.holder} (priority {ended.priority})"
+        self._record(caller, "lease_release", arguments, detail)
+        return ended
 
 
 def _observed(action: Action, snapshot: SiteSnapshot) -> bool | None:

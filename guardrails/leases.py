@@ -2,7 +2,8 @@
 
 A higher priority preempts the holder, who is told; an equal or lower one is
 refused with the holder's name (it may wait and ask again). Safety daemons take
-higher priorities than economic ones, so grid response outranks arbitrage.
+higher priorities than economic ones, so grid response outranks arbitrage. How high
+and how long a principal may hold is its role's ceiling, checked by the Actuator.
 """
 
 from __future__ import annotations
@@ -82,13 +83,23 @@ class Leases:
             self._held[asset] = lease
             return LeaseGrant(lease=lease, preempted=preempted)
 
-    def release(self, asset: str, holder: str) -> bool:
+    def release(
+        self, asset: str, holder: str, *, below_priority: int | None = None
+    ) -> Lease | None:
+        """Release `holder`'s lease; with `below_priority`, also break another holder's
+        lease of a lower priority (an operator taking a lease back). Returns what ended."""
         with self._lock:
             current = self._live(asset)
-            if current is None or current.holder != holder:
-                return False
+            if current is None:
+                return None
+            if current.holder != holder:
+                if below_priority is None or current.priority >= below_priority:
+                    return None
+                self._notices.setdefault(current.holder, []).append(
+                    f"your lease on {asset} was broken by {holder}"
+                )
             del self._held[asset]
-            return True
+            return current
 
     def check(self, asset: str, caller: str) -> Lease | None:
         """The lease that blocks `caller` from acting on `asset`, if any."""

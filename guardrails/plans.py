@@ -3,7 +3,8 @@
 `optimize` stores a plan with an id, a hash of its content and an expiry. `dispatch`
 executes only an unexpired plan whose content still hashes the same, and only the
 step that covers now, re-checked against the current state by the policy; a plan
-made for a battery at 80 % is not applied to one at 20 %.
+made for a battery at 80 % is not applied to one at 20 %. The validity runs on the
+wall clock whatever the simulation speed: a person reviews a plan in real minutes.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 
-from grid.clock import Clock
+from grid.clock import Clock, RealClock
 from grid.config import SiteConfig
 from grid.errors import PolicyRefusal
 from guardrails.policy import Action, SiteSnapshot
@@ -37,8 +38,8 @@ def content_hash(plan: Plan) -> str:
 
 
 class PlanBook:
-    def __init__(self, clock: Clock, ttl_s: float) -> None:
-        self._clock = clock
+    def __init__(self, ttl_s: float, wall: Clock | None = None) -> None:
+        self._clock = wall or RealClock()
         self._ttl = timedelta(seconds=ttl_s)
         self._plans: dict[str, StoredPlan] = {}
         self._lock = threading.Lock()
@@ -67,13 +68,14 @@ class PlanBook:
         if stored is None:
             raise PolicyRefusal(
                 "plan_unknown",
-                f"no plan {plan_id!r}: call optimize first and dispatch the id it returns",
+                f"no plan {plan_id[:40]!r}: call optimize first and dispatch the id it returns",
             )
         now = self._clock.now()
         if stored.expires_at <= now:
             raise PolicyRefusal(
                 "plan_expired",
-                f"plan {plan_id} expired at {stored.expires_at:%H:%M:%S}Z; call optimize again",
+                f"plan {plan_id} expired at {stored.expires_at:%H:%M:%S}Z (wall clock); "
+                "call optimize again",
             )
         if content_hash(stored.plan) != stored.content_hash or (
             expected_hash is not None and expected_hash != stored.content_hash

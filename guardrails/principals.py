@@ -1,7 +1,8 @@
 """Principals and what each role may do.
 
-Roles nest: viewer < agent < operator < admin. An agent acts autonomously within
-policy; an operator may also switch relays directly (critical ones too, with a
+Roles nest: viewer < agent < daemon < operator < admin. An agent acts autonomously
+within policy; a daemon is an agent trusted with higher lease priorities (the safety
+daemons); an operator may also switch relays directly (critical ones too, with a
 confirmation); an admin may also halt and resume the site.
 """
 
@@ -12,9 +13,20 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
-from grid.config import Role, SiteConfig, hash_token
+from grid.config import Principal, Role, SiteConfig, hash_token
 
-ROLE_RANK: dict[str, int] = {"viewer": 0, "agent": 1, "operator": 2, "admin": 3}
+ROLE_RANK: dict[str, int] = {"viewer": 0, "agent": 1, "daemon": 2, "operator": 3, "admin": 4}
+
+# (max lease priority, max lease duration s) per role, unless the site file says
+# otherwise for a principal: without a ceiling, any agent could claim priority 100
+# for a day and lock out the people who run the site.
+LEASE_LIMITS: dict[str, tuple[int, float]] = {
+    "viewer": (0, 0.0),
+    "agent": (50, 3600.0),
+    "daemon": (80, 4 * 3600.0),
+    "operator": (90, 12 * 3600.0),
+    "admin": (100, 24 * 3600.0),
+}
 
 
 class Capability(StrEnum):
@@ -35,25 +47,48 @@ MIN_ROLE: dict[Capability, str] = {
 
 
 class Caller(BaseModel):
-    """Who is asking: the principal's name and role."""
+    """Who is asking: the principal's name and role, and the lease ceilings that go with it."""
 
     model_config = ConfigDict(frozen=True)
 
     name: str
     role: Role
+    max_lease_priority: int | None = None
+    max_lease_s: float | None = None
 
     @property
     def automated(self) -> bool:
-        """Agents act without a person watching each step, so interlocks bind them hardest."""
-        return self.role == "agent"
+        """Agents and daemons act without a person watching each step, so interlocks bind
+        them hardest."""
+        return self.role in ("agent", "daemon")
+
+    @property
+    def lease_priority_cap(self) -> int:
+        return (
+            LEASE_LIMITS[self.role][0]
+            if self.max_lease_priority is None
+            else self.max_lease_priority
+        )
+
+    @property
+    def lease_s_cap(self) -> float:
+        return LEASE_LIMITS[self.role][1] if self.max_lease_s is None else self.max_lease_s
 
     def can(self, capability: Capability) -> bool:
         return ROLE_RANK[self.role] >= ROLE_RANK[MIN_ROLE[capability]]
 
 
+def caller_of(principal: Principal) -> Caller:
+    return Caller(
+        name=principal.name,
+        role=principal.role,
+        max_lease_priority=principal.max_lease_priority,
+        max_lease_s=principal.max_lease_s,
+    )
+
+
 def caller_named(site: SiteConfig, name: str) -> Caller:
-    principal = site.principal(name)
-    return Caller(name=principal.name, role=principal.role)
+    return caller_of(site.principal(name))
 
 
 def caller_for_token(site: SiteConfig, token: str) -> Caller | None:
@@ -62,5 +97,5 @@ def caller_for_token(site: SiteConfig, token: str) -> Caller | None:
     for principal in site.principals:
         # compare_digest: the time taken must not tell how much of a hash matched
         if principal.token_sha256 and hmac.compare_digest(principal.token_sha256, digest):
-            return Caller(name=principal.name, role=principal.role)
+            return caller_of(principal)
     return None

@@ -9,7 +9,7 @@ from mcp.server.auth.provider import AccessToken
 from mcp.server.mcpserver.exceptions import ToolError
 
 from grid.config import SiteConfig
-from guardrails.principals import Caller, caller_for_token
+from guardrails.principals import Caller, caller_for_token, caller_named
 from tools.runtime import Runtime
 
 
@@ -38,7 +38,7 @@ class ServerState:
 def current_caller(state: ServerState) -> Caller:
     token = get_access_token()
     if token is not None:
-        return Caller(name=token.client_id, role=token.scopes[0])
+        return caller_named(state.runtime.site, token.client_id)
     if state.default_caller is not None:
         return state.default_caller
     raise ToolError(

@@ -5,23 +5,23 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from grid.errors import PolicyRefusal
 from guardrails.actuator import ActuationResult
 from guardrails.policy import Action
 from guardrails.principals import Caller
+from tools import fields
 from tools.runtime import Runtime
 
-Reason = Annotated[
-    str,
-    Field(min_length=3, max_length=500, description="Why, in a sentence: kept in the audit log"),
-]
+Reason = fields.Text("Why, in a sentence: kept in the audit log", max_length=500, min_length=3)
 ConfirmationToken = Annotated[
     str | None,
     Field(
+        strict=True,
+        max_length=64,
         description="Token from an earlier needs_confirmation answer, to confirm exactly "
-        "that action"
+        "that action",
     ),
 ]
 
@@ -35,7 +35,9 @@ class ActionOutcome(BaseModel):
     confirmation_token: str | None = Field(
         None, description="Send this back as confirmation_token to go ahead"
     )
-    confirmation_expires_at: datetime | None = None
+    confirmation_expires_at: datetime | None = Field(
+        None, description="Wall-clock time (UTC) the token expires, whatever the site clock says"
+    )
     rules_checked: list[str] = Field(description="Every guardrail rule evaluated")
 
 
@@ -89,10 +91,15 @@ def _act(
 
 
 class ToggleRelay(BaseModel):
-    load: Annotated[str, Field(description="Load id (see list_assets), e.g. ev-chargers")]
-    on: Annotated[bool, Field(description="true = relay closed (load powered)")]
+    load: fields.Id("Load id (see list_assets), e.g. ev-chargers")
+    on: Annotated[fields.Flag, Field(description="true = relay closed (load powered)")]
     reason: Reason
     confirmation_token: ConfirmationToken = None
+
+    @field_validator("load")
+    @classmethod
+    def _known(cls, value: str, info: ValidationInfo) -> str | None:
+        return fields.check_id(value, info, "load", fields.loads)
 
 
 def relay_actions(req: ToggleRelay) -> list[Action]:
@@ -109,19 +116,20 @@ def toggle_relay(
 
 
 class SetSetpoint(BaseModel):
-    asset: Annotated[str, Field(description="A battery, PV or peaker id (see list_assets)")]
-    power_kw: Annotated[
-        float,
-        Field(
-            allow_inf_nan=False,
-            ge=-100_000,
-            le=100_000,
-            description="Battery: + discharge / - charge, kW. PV: output limit, kW (curtailment). "
-            "Peaker: output kW, 0 stops it",
-        ),
-    ]
+    asset: fields.Id("A battery, PV or peaker id (see list_assets)")
+    power_kw: fields.Number(
+        "Battery: + discharge / - charge, kW. PV: output limit, kW (curtailment). "
+        "Peaker: output kW, 0 stops it",
+        ge=-100_000,
+        le=100_000,
+    )
     reason: Reason
     confirmation_token: ConfirmationToken = None
+
+    @field_validator("asset")
+    @classmethod
+    def _known(cls, value: str, info: ValidationInfo) -> str | None:
+        return fields.check_id(value, info, "battery, PV or peaker", fields.setpoint_assets)
 
 
 def setpoint_actions(rt: Runtime, req: SetSetpoint) -> list[Action]:
@@ -136,8 +144,10 @@ def setpoint_actions(rt: Runtime, req: SetSetpoint) -> list[Action]:
         running = rt.snapshot().peaker_running.get(req.asset)
         start = [] if running else [Action(kind="start_peaker", asset=req.asset)]
         return [*start, Action(kind="set_peaker_power", asset=req.asset, power_kw=req.power_kw)]
-    known = [x.id for x in (*a.batteries, *a.pv, *a.peakers)]
-    raise ValueError(f"asset {req.asset!r} takes no setpoint; one of: {', '.join(known)}")
+    known = fields.setpoint_assets(rt.site)
+    raise PolicyRefusal(
+        "asset_known", f"{req.asset[:64]!r} takes no setpoint; one of: {', '.join(known)}"
+    )
 
 
 def set_setpoint(
@@ -156,18 +166,29 @@ def set_setpoint(
 
 
 class LeaseRequest(BaseModel):
-    asset: Annotated[str, Field(description="Asset id to hold")]
-    op: Literal["acquire", "release"] = "acquire"
-    priority: Annotated[
-        int,
-        Field(
-            ge=0,
-            le=100,
-            description="Higher preempts lower; safety daemons use 80-100, economic ones below 50",
-        ),
-    ] = 50
-    duration_s: Annotated[float, Field(gt=0, le=86_400, description="Lease length, s")] = 900
-    purpose: Annotated[str, Field(max_length=200)] = ""
+    asset: fields.Id("Asset id to hold (see list_assets)")
+    op: Annotated[
+        Literal["acquire", "release"],
+        Field(description="acquire, or release (operators and admins also break lower leases)"),
+    ] = "acquire"
+    priority: fields.Integer(
+        "Higher preempts lower; capped by your role (agent 50, daemon 80, operator 90, admin "
+        "100, unless the site file says otherwise)",
+        ge=0,
+        le=100,
+    ) = 50
+    duration_s: fields.Number(
+        "Lease length, s; capped by your role (agent 1 h, daemon 4 h, operator 12 h, admin 24 h)",
+        ge=0,
+        gt=0,
+        le=86_400,
+    ) = 900
+    purpose: fields.Text("What you hold it for", max_length=200) = ""
+
+    @field_validator("asset")
+    @classmethod
+    def _known(cls, value: str, info: ValidationInfo) -> str | None:
+        return fields.check_id(value, info, "asset", fields.assets)
 
 
 class LeaseResult(BaseModel):
@@ -183,14 +204,18 @@ class LeaseResult(BaseModel):
 def lease(rt: Runtime, caller: Caller, req: LeaseRequest) -> LeaseResult:
     notices = rt.actuator.leases.notices(caller.name)
     if req.op == "release":
-        released = rt.actuator.release_lease(caller, req.asset)
+        ended = rt.actuator.release_lease(caller, req.asset)
+        if ended is None:
+            notices.append("no lease of yours (or one you may break) was held on it")
+        elif ended.holder != caller.name:
+            notices.append(f"you broke the lease of {ended.holder} (priority {ended.priority})")
         return LeaseResult(
             asset=req.asset,
             held=False,
             holder=None,
             priority=None,
             expires_at=None,
-            notices=notices + ([] if released else ["you held no lease on it"]),
+            notices=notices,
         )
     grant = rt.actuator.acquire_lease(caller, req.asset, req.priority, req.duration_s, req.purpose)
     return LeaseResult(
@@ -207,8 +232,12 @@ def lease(rt: Runtime, caller: Caller, req: LeaseRequest) -> LeaseResult:
 class HaltRequest(BaseModel):
     reason: Reason
     safe_state: Annotated[
-        bool, Field(description="Also command every device to its configured safe state")
+        fields.Flag, Field(description="Also command every device to its configured safe state")
     ] = False
+
+
+class ResumeRequest(BaseModel):
+    reason: Reason
 
 
 class HaltResult(BaseModel):
@@ -223,6 +252,6 @@ def halt(rt: Runtime, caller: Caller, req: HaltRequest) -> HaltResult:
     return HaltResult(**state.model_dump())
 
 
-def resume(rt: Runtime, caller: Caller, reason: str) -> HaltResult:
-    state = rt.actuator.resume(caller, reason)
+def resume(rt: Runtime, caller: Caller, req: ResumeRequest) -> HaltResult:
+    state = rt.actuator.resume(caller, req.reason)
     return HaltResult(**state.model_dump())

@@ -19,10 +19,12 @@ from guardrails.principals import Caller, Capability
 from optimization.inputs import InitialState, PlanInputs
 from optimization.plan import CostBreakdown, StepSetpoints
 from optimization.solve import plan as solve_plan
+from tools import fields
 from tools.act import ActionOutcome, outcome_of
 from tools.runtime import Runtime
 
 MAX_HORIZON_H = 24
+CostTerm = Literal["energy", "demand_charge", "degradation", "shed_load", "fuel", "switching"]
 
 
 class ForecastRequest(BaseModel):
@@ -32,9 +34,7 @@ class ForecastRequest(BaseModel):
             description="load, pv, price, net_load (kW or EUR/kWh), or net_load_change_30min (kW)"
         ),
     ]
-    horizon_hours: Annotated[
-        float, Field(gt=0, le=MAX_HORIZON_H, description="How far ahead, hours (max 24)")
-    ] = 24
+    horizon_hours: fields.Number("How far ahead, hours (max 24)", ge=0, gt=0, le=MAX_HORIZON_H) = 24
 
 
 def forecast(rt: Runtime, caller: Caller, req: ForecastRequest) -> Forecast:
@@ -46,15 +46,17 @@ def forecast(rt: Runtime, caller: Caller, req: ForecastRequest) -> Forecast:
 
 
 class OptimizeRequest(BaseModel):
-    horizon_hours: Annotated[
-        float, Field(gt=0, le=MAX_HORIZON_H, description="Planning horizon, hours (max 24)")
-    ] = 24
-    solver: Literal["cbc", "highs"] = "cbc"
+    horizon_hours: fields.Number(
+        "Planning horizon, hours (max 24)", ge=0, gt=0, le=MAX_HORIZON_H
+    ) = 24
+    solver: Annotated[
+        Literal["cbc", "highs"], Field(description="MILP solver: cbc (default) or highs")
+    ] = "cbc"
     objective_weights: Annotated[
-        dict[str, float] | None,
+        dict[CostTerm, fields.Number("multiplier", ge=0, le=100)] | None,
         Field(
-            description="Optional multipliers on cost terms: energy, demand_charge, degradation, "
-            "shed_load, fuel, switching (1 = as priced)"
+            description="Optional multipliers (0-100) on cost terms: energy, demand_charge, "
+            "degradation, shed_load, fuel, switching (1 = as priced)"
         ),
     ] = None
 
@@ -62,7 +64,10 @@ class OptimizeRequest(BaseModel):
 class PlanSummary(BaseModel):
     plan_id: str
     plan_hash: str = Field(description="Pass to dispatch to be sure the plan is unchanged")
-    expires_at: datetime
+    expires_at: datetime = Field(
+        description="Wall-clock time (UTC) after which dispatch refuses the plan, whatever the "
+        "site clock says"
+    )
     status: Literal["optimal", "feasible", "fallback"]
     explanation: str
     costs: CostBreakdown
@@ -157,10 +162,14 @@ def optimize(rt: Runtime, caller: Caller, req: OptimizeRequest) -> PlanSummary:
 
 
 class DispatchRequest(BaseModel):
-    plan_id: Annotated[str, Field(description="The plan_id optimize returned")]
+    plan_id: fields.Id("The plan_id optimize returned")
     plan_hash: Annotated[
         str | None,
-        Field(description="The plan_hash optimize returned; dispatch refuses if the plan changed"),
+        Field(
+            strict=True,
+            max_length=64,
+            description="The plan_hash optimize returned; dispatch refuses if the plan changed",
+        ),
     ] = None
 
 

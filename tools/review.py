@@ -5,22 +5,34 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from forecasting.anomaly import assess
 from grid.telemetry import Event
 from guardrails.audit import AuditRecord, Outcome
 from guardrails.principals import MIN_ROLE, Caller, Capability
+from tools import fields
 from tools.act import SetSetpoint, ToggleRelay, relay_actions, setpoint_actions
 from tools.runtime import Runtime
 
 
 class AnomalyRequest(BaseModel):
-    hours: Annotated[float, Field(gt=0, le=24 * 31, description="How far back, hours")] = 24
-    asset: Annotated[str | None, Field(description="Only this asset")] = None
+    hours: fields.Number("How far back, hours", ge=0, gt=0, le=24 * 31) = 24
+    asset: fields.Id("Only this asset", optional=True) = None
     kind: Annotated[
-        str | None, Field(description="Only this event kind, e.g. anomaly, offline, seq_gap")
+        str | None,
+        Field(
+            strict=True,
+            max_length=64,
+            pattern=fields.IDENT_PATTERN,
+            description="Only this event kind, e.g. anomaly, offline, seq_gap",
+        ),
     ] = None
+
+    @field_validator("asset")
+    @classmethod
+    def _known(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return fields.check_id(value, info, "asset", fields.assets)
 
 
 class AssetTrust(BaseModel):
@@ -123,8 +135,8 @@ def policy(rt: Runtime, caller: Caller, req: PolicyRequest) -> PolicyReport:
 
 
 class AuditRequest(BaseModel):
-    limit: Annotated[int, Field(ge=1, le=500, description="Most recent N records")] = 20
-    principal: Annotated[str | None, Field(description="Only this principal")] = None
+    limit: fields.Integer("Most recent N records", ge=1, le=500) = 20
+    principal: fields.Id("Only this principal", optional=True) = None
     outcome: Annotated[Outcome | None, Field(description="Only this outcome")] = None
     since: Annotated[datetime | None, Field(description="Only records at or after (ISO)")] = None
 

@@ -117,8 +117,8 @@ def open_runtime(
             store=store,
             field_side=field_side,
             actuator=actuator,
-            plans=PlanBook(clock, site.policy.plan_ttl_s),
-            confirmations=Confirmations(clock),
+            plans=PlanBook(site.policy.plan_ttl_s),
+            confirmations=Confirmations(),
             state_dir=state_dir,
             _closers=closers,
         )

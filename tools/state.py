@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
 from grid.telemetry import Aggregate
 from guardrails.principals import Caller, Capability
+from tools import fields
 from tools.runtime import Runtime
 
 MAX_HISTORY_POINTS = 5_000
@@ -184,18 +185,41 @@ def grid_state(rt: Runtime, caller: Caller) -> GridState:
 
 
 class HistoryRequest(BaseModel):
-    asset: Annotated[str, Field(description="Asset id from list_assets, or 'grid'/'tariff'")]
-    quantity: Annotated[str, Field(description="e.g. power_kw, soc_fraction, frequency_hz")]
-    hours: Annotated[float, Field(gt=0, le=24 * 31, description="How far back, in hours")] = 24
+    asset: fields.Id("Asset id from list_assets, or 'grid'/'tariff'")
+    quantity: fields.Id("e.g. power_kw, soc_fraction, frequency_hz")
+    hours: fields.Number("How far back, in hours", ge=0, gt=0, le=24 * 31) = 24
     window_s: Annotated[
         int | None,
         Field(
+            strict=True,
             ge=1,
             le=86_400,
-            description="Aggregate per window of this many seconds; omit for raw points",
+            description="Aggregate per window of this many seconds; null for raw points",
         ),
     ] = 900
-    aggregate: Aggregate = "mean"
+    aggregate: Annotated[Aggregate, Field(description="How each window is summarised")] = "mean"
+
+    @field_validator("asset")
+    @classmethod
+    def _known(cls, value: str, info: ValidationInfo) -> str | None:
+        site = (info.context or {}).get("site")
+        if site is not None and value in {d.id for d in site.devices}:
+            return value  # answered with a hint rather than refused: see grid_history
+        return fields.check_id(value, info, "asset", fields.history_sources)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> HistoryRequest:
+        if self.window_s is None and self.hours > 6:
+            raise ValueError(
+                "raw points (window_s null) are limited to hours <= 6; give window_s "
+                "to aggregate longer spans"
+            )
+        if self.window_s is not None and self.hours * 3600 / self.window_s > MAX_HISTORY_POINTS:
+            raise ValueError(
+                f"hours={self.hours:g} at window_s={self.window_s} gives more than "
+                f"{MAX_HISTORY_POINTS} points; use a larger window_s"
+            )
+        return self
 
 
 class HistoryResult(BaseModel):
@@ -208,22 +232,13 @@ class HistoryResult(BaseModel):
     aggregate: str
     times: list[datetime]
     values: list[float]
+    note: str | None = Field(None, description="Why nothing came back, when nothing did")
 
 
 def grid_history(rt: Runtime, caller: Caller, req: HistoryRequest) -> HistoryResult:
     rt.actuator.require(caller, Capability.READ, "grid_history", req.model_dump())
     end = rt.clock.now()
     start = end - timedelta(hours=req.hours)
-    if req.window_s is None and req.hours > 6:
-        raise ValueError(
-            "raw points (no window_s) are limited to hours <= 6; give window_s "
-            "to aggregate longer spans"
-        )
-    if req.window_s is not None and req.hours * 3600 / req.window_s > MAX_HISTORY_POINTS:
-        raise ValueError(
-            f"hours={req.hours:g} at window_s={req.window_s} gives more than "
-            f"{MAX_HISTORY_POINTS} points; use a larger window_s"
-        )
     samples = rt.store.query(
         rt.site.site.name,
         req.asset,
@@ -235,6 +250,9 @@ def grid_history(rt: Runtime, caller: Caller, req: HistoryRequest) -> HistoryRes
     )
     samples = samples[-MAX_HISTORY_POINTS:]
     latest = rt.live.latest(req.asset, req.quantity)
+    note = None
+    if not samples:
+        note = _empty_note(rt, req)
     return HistoryResult(
         asset=req.asset,
         quantity=req.quantity,
@@ -245,4 +263,22 @@ def grid_history(rt: Runtime, caller: Caller, req: HistoryRequest) -> HistoryRes
         aggregate=req.aggregate,
         times=[s.time for s in samples],
         values=[round(s.value, 4) for s in samples],
+        note=note,
+    )
+
+
+def _empty_note(rt: Runtime, req: HistoryRequest) -> str:
+    site, a = rt.site, rt.site.assets
+    if req.asset in {d.id for d in site.devices}:
+        on_it = [x.id for x in (*a.batteries, *a.pv, *a.peakers) if x.device == req.asset]
+        on_it += [ld.id for ld in a.loads if ld.board == req.asset]
+        if site.grid.meter == req.asset:
+            on_it.append("grid")
+        return (
+            f"{req.asset!r} is a device id; history is kept per asset: use "
+            f"{', '.join(on_it) or 'an asset id from list_assets'}"
+        )
+    return (
+        f"no {req.quantity} stored for {req.asset} in the last {req.hours:g} h; "
+        "see grid_state for the quantities it reports"
     )

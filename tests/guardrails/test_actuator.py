@@ -175,7 +175,7 @@ def test_two_agents_contending_for_one_asset_resolve_by_priority(tmp_path: Path)
     site = TwinSite(SITE, clock)
     actuator = make_actuator(SITE, site, tmp_path)
     arbitrage = Caller(name="arbitrage", role="agent")
-    response = Caller(name="grid-response", role="agent")
+    response = Caller(name="grid-response", role="daemon")
     actuator.acquire_lease(arbitrage, "battery", priority=30, duration_s=900)
     with pytest.raises(PolicyRefusal, match="lease") as refused:
         actuator.request(
@@ -186,7 +186,7 @@ def test_two_agents_contending_for_one_asset_resolve_by_priority(tmp_path: Path)
     assert "leased to arbitrage at priority 30" in str(refused.value)
     with pytest.raises(PolicyRefusal, match="arbitrage at priority 30"):
         actuator.acquire_lease(Caller(name="peak-shaving", role="agent"), "battery", 30, 60)
-    grant = actuator.acquire_lease(response, "battery", priority=90, duration_s=300)
+    grant = actuator.acquire_lease(response, "battery", priority=80, duration_s=300)
     assert grant.preempted is not None and grant.preempted.holder == "arbitrage"
     assert "preempted by grid-response" in actuator.leases.notices("arbitrage")[0]
     result = actuator.request(

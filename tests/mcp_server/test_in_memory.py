@@ -80,7 +80,8 @@ async def test_a_declined_confirmation_does_nothing_and_is_audited(runtime: Runt
         text = await refused(
             op, "set_setpoint", asset="battery", power_kw=2.0, reason="operator check"
         )
-    assert "Refused by rule 'confirmation'" in text and "declined" in text
+    assert "Refused by rule 'declined'" in text and "the person declined" in text
+    assert "do not call again" in text and text.count("Nothing was changed") == 1
     assert runtime.actuator.audit.count() == sent_before + 1
 
 
