@@ -21,6 +21,13 @@ tool_app = typer.Typer(
 Speed = Annotated[
     float, typer.Option(help="Simulated-clock speed for the embedded site (60 = an hour a minute)")
 ]
+ReadOnly = Annotated[
+    bool,
+    typer.Option(
+        "--read-only",
+        help="Offer only the tools that change nothing (for small models and for review)",
+    ),
+]
 Simulate = Annotated[
     bool | None,
     typer.Option(
@@ -33,7 +40,10 @@ Simulate = Annotated[
 
 @mcp_app.command("stdio")
 def stdio(
-    site_path: SiteOption = DEFAULT_SITE, speed: Speed = 60.0, simulate: Simulate = None
+    site_path: SiteOption = DEFAULT_SITE,
+    speed: Speed = 60.0,
+    simulate: Simulate = None,
+    read_only: ReadOnly = False,
 ) -> None:
     """MCP over stdin/stdout, acting as the site file's stdio_principal (for Claude
     Desktop and other local clients). Logs go to stderr; stdout carries only protocol."""
@@ -49,18 +59,20 @@ def stdio(
         )
     runtime = open_runtime(site, speed=speed, simulate=simulate)
     try:
-        build_server(runtime, caller_named(site, name)).run("stdio")
+        build_server(runtime, caller_named(site, name), read_only=read_only).run("stdio")
     finally:
         runtime.close()
 
 
-def serve_http(runtime, host: str, port: int, allowed_hosts: list[str]) -> None:
+def serve_http(
+    runtime, host: str, port: int, allowed_hosts: list[str], read_only: bool = False
+) -> None:
     """Streamable HTTP at /mcp with bearer tokens; blocks until interrupted."""
     import uvicorn
 
     from mcp_server.http import http_app
 
-    app = http_app(runtime, host, port, tuple(allowed_hosts))
+    app = http_app(runtime, host, port, tuple(allowed_hosts), read_only=read_only)
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
@@ -78,15 +90,17 @@ def serve(
     ] = [],  # noqa: B006 - typer reads the default, never mutates it
     speed: Speed = 60.0,
     simulate: Simulate = None,
+    read_only: ReadOnly = False,
 ) -> None:
     """MCP over streamable HTTP at /mcp; every request needs a bearer token from the site
     file (401 otherwise)."""
     from tools.runtime import open_runtime
 
     runtime = open_runtime(load_site(site_path), speed=speed, simulate=simulate)
-    err_console.print(f"MCP endpoint: http://{host}:{port}/mcp (bearer token required)")
+    mode = ", read-only" if read_only else ""
+    err_console.print(f"MCP endpoint: http://{host}:{port}/mcp (bearer token required{mode})")
     try:
-        serve_http(runtime, host, port, allowed_host)
+        serve_http(runtime, host, port, allowed_host, read_only)
     finally:
         runtime.close()
 

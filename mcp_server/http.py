@@ -16,11 +16,16 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def http_app(
-    runtime: Runtime, host: str, port: int, allowed_hosts: tuple[str, ...] = ()
+    runtime: Runtime,
+    host: str,
+    port: int,
+    allowed_hosts: tuple[str, ...] = (),
+    *,
+    read_only: bool = False,
 ) -> Starlette:
     """The MCP endpoint at /mcp. Host headers other than loopback (DNS rebinding) are
     refused unless listed in `allowed_hosts`."""
-    server = build_server(runtime, http_url=f"http://{host}:{port}")
+    server = build_server(runtime, http_url=f"http://{host}:{port}", read_only=read_only)
     security = None
     if host not in LOOPBACK or allowed_hosts:
         hosts = [*allowed_hosts, f"{host}:{port}", "127.0.0.1:*", "localhost:*"]

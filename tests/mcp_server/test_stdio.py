@@ -7,7 +7,7 @@ from pathlib import Path
 from mcp import Client
 
 from tests.mcp_server.conftest import site_file_for, stdio_server
-from tests.mcp_server.scenario import every_tool_as_admin, ok
+from tests.mcp_server.scenario import READ_ONLY, every_tool_as_admin, ok
 from tests.services.mosquitto import MosquittoServer
 
 
@@ -25,3 +25,15 @@ async def test_every_tool_over_stdio_with_highs_selected(
         plan = await ok(client, "optimize", horizon_hours=1, solver="highs")
         assert plan["plan_id"]
         await every_tool_as_admin(client, "riverside-depot")
+
+
+async def test_read_only_stdio_offers_only_read_tools(
+    tmp_path: Path, mosquitto: MosquittoServer
+) -> None:
+    params = stdio_server(site_file_for(tmp_path, mosquitto.url))
+    params = params.model_copy(update={"args": [*params.args, "--read-only"]})
+    async with Client(params) as client:
+        names = {t.name for t in (await client.list_tools()).tools}
+        assert names == READ_ONLY
+        result = await client.call_tool("toggle_relay", {"load": "ev-chargers", "on": False})
+        assert result.is_error and "Unknown tool" in " ".join(c.text for c in result.content)
