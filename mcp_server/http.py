@@ -9,6 +9,7 @@ import uvicorn
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 
+from mcp_server.auth import AuditedGate
 from mcp_server.server import build_server
 from tools.runtime import Runtime
 
@@ -34,7 +35,9 @@ def http_app(
             allowed_hosts=hosts,
             allowed_origins=[f"http://{h}" for h in hosts],
         )
-    return server.streamable_http_app(host=host, transport_security=security)
+    app = server.streamable_http_app(host=host, transport_security=security)
+    app.add_middleware(AuditedGate, audit=runtime.actuator.audit, clock=runtime.clock)
+    return app
 
 
 class BackgroundServer:
