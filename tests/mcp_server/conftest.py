@@ -4,13 +4,17 @@ SQLite, on a simulated clock ten times faster than the wall."""
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mcp import StdioServerParameters
 
+from edge.mqtt import connect, make_client
+from forecasting.anomaly import assess
 from grid.clock import SimClock
 from grid.config import SiteConfig, load_site
 from mcp_server.http import BackgroundServer, http_app
@@ -76,6 +80,47 @@ def wait_for_telemetry(rt: Runtime, timeout_s: float = 20.0) -> None:
             return
         time.sleep(0.1)
     raise TimeoutError("no telemetry from every asset")
+
+
+def wait_until_trusted(rt: Runtime, timeout_s: float = 60.0) -> None:
+    """Until the store holds enough readings for the anomaly interlock to trust every
+    asset an automated caller may aim at, so each refusal comes from the rule aimed at."""
+    a = rt.site.assets
+    assets = [x.id for x in (*a.batteries, *a.pv, *a.loads)]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        now = rt.clock.now()
+        if all(
+            assess(rt.site, rt.store, x, now, registry_dir=rt.models_dir).trustworthy
+            for x in assets
+        ):
+            return
+        time.sleep(0.5)
+    raise TimeoutError("assets not trusted by the anomaly interlock in time")
+
+
+class CommandSpy:
+    """Counts every command published to any device of the site, straight off the broker."""
+
+    def __init__(self, url: str, site: str) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self._client = make_client(url, f"security-spy-{free_port()}")
+        self._client.on_connect = lambda c, *_: c.subscribe(f"gridpilot/{site}/+/cmd", qos=1)
+        self._client.on_subscribe = lambda *_: self._ready.set()
+        self._client.on_message = self._seen
+        connect(self._client, url)
+        if not self._ready.wait(10):
+            raise TimeoutError("the command spy could not subscribe")
+
+    def _seen(self, *_: Any) -> None:
+        with self._lock:
+            self.count += 1
+
+    def stop(self) -> None:
+        self._client.loop_stop()
+        self._client.disconnect()
 
 
 @pytest.fixture(scope="session")

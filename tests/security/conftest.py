@@ -10,8 +10,6 @@ that got through would show up there whatever the server said.
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,42 +18,16 @@ from typing import Any
 import httpx2
 import pytest
 
-from edge.mqtt import connect, make_client
-from forecasting.anomaly import assess
 from grid.clock import SimClock
 from guardrails.plans import PlanBook
 from mcp_server.http import BackgroundServer, http_app
-from tests.mcp_server.conftest import site_for, wait_for_telemetry
+from tests.mcp_server.conftest import CommandSpy, site_for, wait_for_telemetry, wait_until_trusted
 from tests.services.mosquitto import MosquittoServer
 from tests.services.process import free_port
 from tools.runtime import Runtime, open_runtime
 
 PROTOCOL = "2025-11-25"
 TALLY: dict[str, int] = {"attempts": 0, "unsafe_actuations": 0, "missing_from_audit": 0}
-
-
-class CommandSpy:
-    """Counts every command published to any device of the site, straight off the broker."""
-
-    def __init__(self, url: str, site: str) -> None:
-        self.count = 0
-        self._lock = threading.Lock()
-        self._ready = threading.Event()
-        self._client = make_client(url, f"security-spy-{free_port()}")
-        self._client.on_connect = lambda c, *_: c.subscribe(f"gridpilot/{site}/+/cmd", qos=1)
-        self._client.on_subscribe = lambda *_: self._ready.set()
-        self._client.on_message = self._seen
-        connect(self._client, url)
-        if not self._ready.wait(10):
-            raise TimeoutError("the command spy could not subscribe")
-
-    def _seen(self, *_: Any) -> None:
-        with self._lock:
-            self.count += 1
-
-    def stop(self) -> None:
-        self._client.loop_stop()
-        self._client.disconnect()
 
 
 class Rpc:
@@ -137,23 +109,6 @@ class HostileSite:
         if first["status"] != "needs_confirmation":
             return first
         return self.ok(token, tool, **arguments, confirmation_token=first["confirmation_token"])
-
-
-def wait_until_trusted(rt: Runtime, timeout_s: float = 60.0) -> None:
-    """Until the store holds enough readings for the anomaly interlock to trust every
-    asset an automated caller may aim at, so each refusal comes from the rule aimed at."""
-    a = rt.site.assets
-    assets = [x.id for x in (*a.batteries, *a.pv, *a.loads)]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        now = rt.clock.now()
-        if all(
-            assess(rt.site, rt.store, x, now, registry_dir=rt.models_dir).trustworthy
-            for x in assets
-        ):
-            return
-        time.sleep(0.5)
-    raise TimeoutError("assets not trusted by the anomaly interlock in time")
 
 
 @pytest.fixture(scope="module")
