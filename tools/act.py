@@ -154,15 +154,11 @@ def set_setpoint(
     rt: Runtime, caller: Caller, req: SetSetpoint, confirmed: bool = False
 ) -> ActionOutcome:
     arguments = req.model_dump(exclude={"confirmation_token"})
-    return _act(
-        rt,
-        caller,
-        "set_setpoint",
-        arguments,
-        setpoint_actions(rt, req),
-        req.confirmation_token,
-        confirmed,
-    )
+    try:
+        actions = setpoint_actions(rt, req)
+    except PolicyRefusal as refusal:
+        raise rt.actuator.refuse(caller, "set_setpoint", arguments, refusal) from None
+    return _act(rt, caller, "set_setpoint", arguments, actions, req.confirmation_token, confirmed)
 
 
 class LeaseRequest(BaseModel):

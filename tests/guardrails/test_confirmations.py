@@ -43,3 +43,19 @@ def test_another_principal_cannot_redeem_nor_burn_a_token() -> None:
     tokens.redeem(token, "operator", "set_setpoint", ARGS)  # still good for its owner
     with pytest.raises(PolicyRefusal, match="already used"):
         tokens.redeem(token, "operator", "set_setpoint", ARGS)
+
+
+def test_a_plan_stays_valid_for_its_wall_clock_ttl_however_fast_the_site_runs() -> None:
+    from guardrails.plans import PlanBook
+    from optimization.plan import Plan
+
+    wall = SimClock(start=datetime(2026, 1, 1, tzinfo=UTC))
+    book = PlanBook(ttl_s=900, wall=wall)
+    plan = Plan.model_construct(id="p1", steps=[])
+    stored = book.add(plan)
+    assert stored.expires_at == datetime(2026, 1, 1, 0, 15, tzinfo=UTC)
+    wall.advance(899)
+    assert book.for_dispatch("p1").plan.id == "p1"
+    wall.advance(2)
+    with pytest.raises(PolicyRefusal, match="plan_expired"):
+        book.for_dispatch("p1")

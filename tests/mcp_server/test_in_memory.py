@@ -109,3 +109,24 @@ async def test_bad_input_names_the_field_and_the_limit(runtime: Runtime) -> None
         assert "server-room" in text and "battery" in text
         text = await refused(admin, "toggle_relay", load="ev-chargers", on=True, reason="x")
         assert "reason" in text and "at least 3" in text
+
+
+async def test_history_for_a_device_id_says_which_asset_to_ask_for(runtime: Runtime) -> None:
+    async with client_as(runtime, "viewer", "viewer") as viewer:
+        out = await ok(viewer, "grid_history", asset="bess-1", quantity="power_kw", hours=1)
+        assert out["values"] == [] and "device id" in out["note"] and "battery" in out["note"]
+        text = await refused(viewer, "grid_history", asset="bess", quantity="power_kw")
+        assert "Refused by rule 'invalid_input'" in text and "one of: battery" in text
+
+
+async def test_garbage_is_not_coerced_into_a_setpoint(runtime: Runtime) -> None:
+    before = runtime.live.device("bess-1").state.get("setpoint_kw")
+    async with client_as(runtime, "admin", "admin") as admin:
+        for value in (True, "25"):
+            text = await refused(
+                admin, "set_setpoint", asset="battery", power_kw=value, reason="coercion"
+            )
+            assert "power_kw" in text and "valid number" in text
+    assert runtime.live.device("bess-1").state.get("setpoint_kw") == before
+    record = runtime.actuator.audit.tail(1)[0]
+    assert record.outcome == "refused" and record.decision["results"][0]["field"] == "power_kw"

@@ -630,3 +630,17 @@ def test_the_suite_makes_at_least_100_attempts() -> None:
 
 def test_the_audit_chain_holds_after_the_attempts(armed: HostileSite) -> None:
     assert armed.runtime.actuator.audit.verify().ok
+
+
+def test_a_token_presented_by_another_principal_stays_with_its_owner(armed: HostileSite) -> None:
+    s = armed
+    set_halt(s, False)
+    args = setpoint("battery", 1.5)
+    preview = s.ok(OPERATOR, "set_setpoint", **args)
+    token = preview["confirmation_token"]
+    stolen = s.rpc.call(ADMIN, "set_setpoint", {**args, "confirmation_token": token})
+    assert stolen.get("isError") and "another principal" in s.text(stolen)
+    assert s.runtime.actuator.audit.tail(1)[0].principal == "admin"
+    done = s.ok(OPERATOR, "set_setpoint", **args, confirmation_token=token)
+    assert done["status"] == "executed"
+    assert s.runtime.live.device("bess-1").state["setpoint_kw"] == 1.5
