@@ -41,7 +41,7 @@ def register_resources(server: MCPServer, st: ServerState) -> None:
         """A plan from optimize, with every step's setpoints, its hash and expiry."""
         stored = rt.plans.get(plan_id)
         if stored is None:
-            return json.dumps({"error": f"no plan {plan_id!r}; call optimize first"})
+            return json.dumps({"error": f"no plan {plan_id[:64]!r}; call optimize first"})
         return stored.model_dump_json(indent=2)
 
 
