@@ -106,15 +106,14 @@ def first_problem(exc: ValidationError) -> tuple[str, str, str]:
 
 
 def tool_error(exc: BaseException) -> ToolError:
+    """The text for `exc`. The caller's input was validated (and any refusal audited)
+    before the tool ran, so a ValidationError or ValueError from inside is ours."""
     if isinstance(exc, PolicyRefusal):
         hint = _NEXT.get(exc.rule, "")
         detail = clip(exc.detail, 400).rstrip(". ")
         return ToolError(
             clip(f"Refused by rule '{exc.rule}': {detail}. {NOTHING_CHANGED} {hint}".strip())
         )
-    if isinstance(exc, ValidationError):
-        _field, _check, text = first_problem(exc)
-        return ToolError(clip(f"Invalid input: {text}. {NOTHING_CHANGED}"))
     if isinstance(exc, DeviceUnavailable):
         return ToolError(clip(f"Device unavailable: {exc}. See grid_state for what is online."))
     if isinstance(exc, SolverFailed):

@@ -6,10 +6,10 @@ from __future__ import annotations
 import logging
 
 import pytest
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from grid.errors import PolicyRefusal
-from mcp_server.errors import MAX_ERROR_CHARS, clip_arguments, tool_error
+from mcp_server.errors import MAX_ERROR_CHARS, clip_arguments, first_problem, tool_error
 
 
 def test_an_internal_error_is_logged_with_a_reference_and_reported_as_internal(
@@ -33,10 +33,20 @@ def test_a_validation_error_names_the_field_and_not_the_whole_value() -> None:
     class M(BaseModel):
         asset: str = Field(max_length=64)
 
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(ValidationError) as caught:
         M(asset="y" * 100_000)
-    text = str(tool_error(caught.value))
-    assert "asset" in text and "64" in text and len(text) <= MAX_ERROR_CHARS
+    field, check, text = first_problem(caught.value)
+    assert (field, check) == ("asset", "string_too_long")
+    assert "64" in text and len(text) <= MAX_ERROR_CHARS
+
+
+def test_a_validation_error_from_inside_a_tool_is_internal() -> None:
+    class Out(BaseModel):
+        value: float
+
+    with pytest.raises(ValidationError) as caught:
+        Out(value="not a number")
+    assert "Internal error" in str(tool_error(caught.value))
 
 
 def test_audited_arguments_are_cut_and_never_keep_a_token() -> None:
