@@ -1,6 +1,7 @@
 """The guardrails on a live simulated site: real Mosquitto, the gateway, device twins
-speaking MQTT. Dwell, rate limit, lease preemption, the halt and crash recovery, each
-shown by what the devices report and by the commands seen on the broker."""
+speaking MQTT. Dwell, rate limit, lease preemption, the halt, crash recovery and the
+offline and stale-data interlocks, each shown by what the devices report and by the
+commands seen on the broker."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from edge.protocol import Ack, Command
+from edge.sim.faults import Fault
 from grid.clock import SimClock
 from grid.errors import PolicyRefusal
 from guardrails.actuator import Actuator
@@ -57,7 +59,7 @@ def fresh_minute(live: tuple[Runtime, CommandSpy]) -> None:
     wait_until_trusted(rt)
 
 
-def skip(rt: Runtime, seconds: float) -> None:
+def skip(rt: Runtime, seconds: float, wait: bool = True) -> None:
     """Move the site clock on in small steps, so heartbeats and telemetry keep flowing
     (a relay board left without heartbeat for revert_s would revert to its safe state)."""
     assert isinstance(rt.clock, SimClock)
@@ -66,7 +68,8 @@ def skip(rt: Runtime, seconds: float) -> None:
         rt.clock.advance(step)
         seconds -= step
         time.sleep(0.1)
-    wait_for_telemetry(rt)
+    if wait:
+        wait_for_telemetry(rt)
 
 
 def relays(rt: Runtime) -> list[bool]:
@@ -210,3 +213,49 @@ def test_a_crash_after_send_is_reconciled_from_device_state_never_resent(
     with pytest.raises(PolicyRefusal, match="relay_dwell"):
         restarted.request(operator, "toggle_relay", relay("ev-chargers", on), confirmed=True)
     assert spy.count == sent + 1 and restarted.audit.verify().ok
+
+
+def wait_until(check, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not reached")
+        time.sleep(0.05)
+
+
+def test_an_offline_device_interlocks_agents_until_it_returns(live) -> None:
+    rt, spy = live
+    agent = caller_named(rt.site, "agent")
+    sim = rt.field_side.simulator
+    sim.inject(Fault(kind="device_offline", device="bess-1"))
+    try:
+        wait_until(lambda: not rt.live.device("bess-1").online)
+        sent = spy.count
+        with pytest.raises(PolicyRefusal, match="device_offline"):
+            rt.actuator.request(agent, "set_setpoint", battery(2.5))
+        assert spy.count == sent
+    finally:
+        sim.clear("device_offline", "bess-1")
+    wait_until(lambda: rt.live.device("bess-1").online)
+    wait_until_trusted(rt)
+    assert rt.actuator.request(agent, "set_setpoint", battery(2.5)).outcome == "executed"
+    assert battery_setpoint(rt) == 2.5
+
+
+def test_stale_telemetry_interlocks_agents_but_not_the_operator(live) -> None:
+    rt, spy = live
+    agent, operator = caller_named(rt.site, "agent"), caller_named(rt.site, "operator")
+    sim = rt.field_side.simulator
+    sim.inject(Fault(kind="dropped_sensor", device="bess-1"))
+    try:
+        skip(rt, rt.site.policy.stale_telemetry_s + 15, wait=False)
+        sent, before = spy.count, battery_setpoint(rt)
+        with pytest.raises(PolicyRefusal, match="stale_telemetry"):
+            rt.actuator.request(agent, "set_setpoint", battery(-2.0))
+        assert spy.count == sent and battery_setpoint(rt) == before
+        # a person is trusted to judge stale data: the operator is only asked to confirm
+        ask = rt.actuator.request(operator, "set_setpoint", battery(-2.0))
+        assert ask.outcome == "awaiting_confirmation" and spy.count == sent
+    finally:
+        sim.clear("dropped_sensor", "bess-1")
+    wait_for_telemetry(rt)
