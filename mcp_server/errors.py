@@ -52,6 +52,8 @@ _NEXT = {
     "confirmation": "Call again without confirmation_token to get a fresh preview.",
     "declined": "The person declined: do not call again unless they ask for it.",
     "invalid_input": "Fix the named argument and call again.",
+    "unknown_tool": "Call one of the tools listed.",
+    "read_only": "Only the read tools are offered here; ask an operator to act.",
 }
 
 

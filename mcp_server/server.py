@@ -5,13 +5,18 @@ from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+import anyio.to_thread
 from mcp.server import MCPServer
 from mcp.server.auth.settings import AuthSettings
+from mcp.server.mcpserver import Context
+from mcp.types import CallToolResult
 
+from grid.errors import PolicyRefusal
 from guardrails.principals import Caller
-from mcp_server.auth import ServerState, SiteTokenVerifier
+from mcp_server.auth import ServerState, SiteTokenVerifier, current_caller
 from mcp_server.content import register_prompts, register_resources
-from mcp_server.registry import make_tools
+from mcp_server.errors import clip_arguments, tool_error
+from mcp_server.registry import SPECS, make_tools
 from tools.runtime import Runtime
 
 INSTRUCTIONS = """\
@@ -30,6 +35,34 @@ def server_version() -> str:
         return version("gridpilot")
     except PackageNotFoundError:  # running from a source tree that was never installed
         return "0+unknown"
+
+
+class SiteServer(MCPServer):
+    """MCPServer that audits a call to a tool it does not offer, like any other refusal:
+    an unknown name, or a tool that acts when the server is read-only."""
+
+    def __init__(self, st: ServerState, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._st = st
+        self._offered = {tool.name for tool in kwargs.get("tools") or []}
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context | None = None
+    ) -> CallToolResult:
+        if name not in self._offered:
+            if name in SPECS:
+                refusal = PolicyRefusal("read_only", f"this server is read-only: {name} acts")
+            else:
+                offered = ", ".join(sorted(self._offered))
+                refusal = PolicyRefusal("unknown_tool", f"no tool {name[:64]!r}; tools: {offered}")
+            caller = current_caller(self._st)
+            asked = clip_arguments({"tool": name, "arguments": arguments})
+            actuator = self._st.runtime.actuator
+            await anyio.to_thread.run_sync(
+                lambda: actuator.refuse(caller, "call_tool", asked, refusal)
+            )
+            raise tool_error(refusal)
+        return await super().call_tool(name, arguments, context)
 
 
 def build_server(
@@ -55,8 +88,9 @@ def build_server(
                 issuer_url=http_url, resource_server_url=http_url, validate_token_resource=False
             ),
         }
-    server = MCPServer(
-        "gridpilot",
+    server = SiteServer(
+        st,
+        name="gridpilot",
         title="gridpilot",
         version=server_version(),
         instructions=INSTRUCTIONS + (READ_ONLY_NOTE if read_only else ""),

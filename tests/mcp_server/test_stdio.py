@@ -36,4 +36,5 @@ async def test_read_only_stdio_offers_only_read_tools(
         names = {t.name for t in (await client.list_tools()).tools}
         assert names == READ_ONLY
         result = await client.call_tool("toggle_relay", {"load": "ev-chargers", "on": False})
-        assert result.is_error and "Unknown tool" in " ".join(c.text for c in result.content)
+        text = " ".join(c.text for c in result.content)
+        assert result.is_error and "Refused by rule 'read_only'" in text

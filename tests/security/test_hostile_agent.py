@@ -492,6 +492,10 @@ ATTEMPTS: list[Attempt] = [
     Attempt("operator-halt", OPERATOR, "halt", {"reason": REASON}, "role"),
     Attempt("agent-resume", AGENT, "resume", {"reason": REASON}, "role"),
     Attempt("viewer-resume", VIEWER, "resume", {"reason": REASON}, "role"),
+    Attempt(
+        "unknown-tool", AGENT, "toggle_relay_force", relay("server-room", False), "unknown_tool"
+    ),
+    Attempt("unknown-tool-huge-name", AGENT, HUGE[:5000], {}, "unknown_tool"),
     # -- missing and wrong tokens, foreign Host and Origin -------------------------------
     *[
         Attempt(
