@@ -10,7 +10,9 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.mcp_server.scenario import every_tool_as_admin, ok, refused
+from mcp_server.http import BackgroundServer, http_app
+from tests.mcp_server.scenario import READ_ONLY, every_tool_as_admin, ok, refused
+from tests.services.process import free_port
 from tools.runtime import Runtime
 
 
@@ -73,3 +75,18 @@ async def test_a_foreign_host_header_is_refused(endpoint: str) -> None:
             },
         )
     assert response.status_code in (400, 403, 421)
+
+
+async def test_a_read_only_http_endpoint_offers_only_read_tools(runtime: Runtime) -> None:
+    port = free_port()
+    app = http_app(runtime, "127.0.0.1", port, read_only=True)
+    server = BackgroundServer(app, "127.0.0.1", port)
+    server.start()
+    try:
+        async with connect(f"http://127.0.0.1:{port}/mcp", "demo-admin-token") as admin:
+            assert {t.name for t in (await admin.list_tools()).tools} == READ_ONLY
+            text = await refused(admin, "halt", reason="read-only server")
+            assert "Refused by rule 'read_only'" in text
+    finally:
+        server.stop()
+    assert not runtime.actuator.killswitch.state.halted
