@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from importlib.metadata import entry_points
 
 import uvicorn
 from mcp.server.transport_security import TransportSecuritySettings
@@ -18,8 +19,9 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 def http_app(
     runtime: Runtime, host: str, port: int, allowed_hosts: tuple[str, ...] = ()
 ) -> Starlette:
-    """The MCP endpoint at /mcp. Host headers other than loopback (DNS rebinding) are
-    refused unless listed in `allowed_hosts`."""
+    """The MCP endpoint at /mcp, and the web pages registered under the `gridpilot.web`
+    entry points (the dashboard) beside it. Host headers other than loopback (DNS
+    rebinding) are refused unless listed in `allowed_hosts`."""
     server = build_server(runtime, http_url=f"http://{host}:{port}")
     security = None
     if host not in LOOPBACK or allowed_hosts:
@@ -29,7 +31,11 @@ def http_app(
             allowed_hosts=hosts,
             allowed_origins=[f"http://{h}" for h in hosts],
         )
-    return server.streamable_http_app(host=host, transport_security=security)
+    app = server.streamable_http_app(host=host, transport_security=security)
+    names = [*LOOPBACK, host, *(h.rsplit(":", 1)[0] for h in allowed_hosts)]
+    for page in entry_points(group="gridpilot.web"):
+        page.load()(app, runtime, names)
+    return app
 
 
 class BackgroundServer:
