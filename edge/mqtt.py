@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 
@@ -58,6 +58,9 @@ def make_client(
         )
     if tls:
         client.tls_set()
+    parts = urlsplit(url)
+    if parts.username:  # mqtt://user:password@host: a broker with a password file and ACLs
+        client.username_pw_set(unquote(parts.username), unquote(parts.password or ""))
     if will is not None:
         client.will_set(will[0], will[1], qos=1, retain=True)
     # Queue without limit while the broker is away: QoS 1 messages then go out on
