@@ -1,14 +1,17 @@
 """`gridpilot demo`: the whole site on embedded defaults, in one process.
 
 Embedded broker, the site simulator on a fast simulated clock, the gateway, SQLite,
-the guardrails and the MCP server over HTTP on loopback. It prints the endpoint and
-the demo tokens, seeds an empty store with a week of simulated history, makes one
-plan through the same tool functions an agent calls, and then shows the site's state
-until interrupted (or for `--seconds`).
+the guardrails, the MCP server over HTTP on loopback and the dashboard beside it. It
+prints the addresses (dashboard, MCP endpoint, MQTT broker), the demo tokens and a
+Claude Desktop snippet, seeds an empty store with a week of simulated history, makes
+one plan through the same tool functions an agent calls, injects a couple of scripted
+faults, and shows the site's state until Ctrl-C (or for `--seconds`).
 """
 
 from __future__ import annotations
 
+import json
+import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -16,6 +19,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from edge.sim import Fault
 from grid.config import SiteConfig, hash_token, load_site
 from grid.profiles import as_telemetry, generate
 from guardrails.principals import caller_named
@@ -34,6 +38,21 @@ def demo_tokens(site: SiteConfig) -> dict[str, str]:
 
 
 HISTORY_DAYS = 7
+STATUS_EVERY_S = 5.0
+# (wall seconds after the first plan, fault, what a person sees): a passing cloud on the PV,
+# then the peaker's controller dropping off the network for a while.
+SCRIPTED_FAULTS: tuple[tuple[float, Fault, str], ...] = (
+    (
+        10.0,
+        Fault(kind="pv_shading", device="pv-inv-1", magnitude=0.7, for_s=2 * 3600),
+        "PV output drops by 70 % for two simulated hours",
+    ),
+    (
+        25.0,
+        Fault(kind="device_offline", device="peaker-1", for_s=1800),
+        "peaker-1 goes offline for 30 simulated minutes (see Anomalies)",
+    ),
+)
 
 
 def seed_history(rt: Runtime, days: int = HISTORY_DAYS) -> int:
@@ -81,15 +100,7 @@ def run_demo(
     server = BackgroundServer(http_app(runtime, "127.0.0.1", port), "127.0.0.1", port)
     try:
         server.start()
-        url = f"http://127.0.0.1:{port}/mcp"
-        tokens = Table("principal", "role", "bearer token")
-        for name, token in demo_tokens(site).items():
-            tokens.add_row(name, site.principal(name).role, token)
-        console.print(f"MCP endpoint: [bold]{url}[/bold]")
-        console.print(tokens)
-        console.print(
-            f"try:  .venv/bin/gridpilot tool call grid_state --url {url} --token demo-viewer-token"
-        )
+        print_addresses(runtime, site_path, port, console)
         _wait_for_telemetry(runtime)
         if seeded := seed_history(runtime):
             console.print(
@@ -101,15 +112,58 @@ def run_demo(
             runtime, caller_named(site, "agent"), plan.OptimizeRequest(horizon_hours=24)
         )
         console.print(f"plan {made.plan_id} ({made.status}): {made.explanation}")
-        deadline = None if seconds is None else time.monotonic() + seconds
-        while deadline is None or time.monotonic() < deadline:
-            time.sleep(min(5.0, max(0.0, (deadline or 1e18) - time.monotonic())))
-            console.print(status_line(runtime))
+        _run(runtime, seconds, console)
     except KeyboardInterrupt:
         console.print("stopping")
     finally:
         server.stop()
         runtime.close()
+    console.print("stopped")
+
+
+def print_addresses(rt: Runtime, site_path: Path, port: int, console: Console) -> None:
+    site, url = rt.site, f"http://127.0.0.1:{port}"
+    tokens = Table("principal", "role", "bearer token")
+    for name, token in demo_tokens(site).items():
+        tokens.add_row(name, site.principal(name).role, token)
+    console.print(f"dashboard:    [bold]{url}/dashboard/[/bold]  (log in with demo-viewer-token)")
+    console.print(f"MCP endpoint: [bold]{url}/mcp[/bold]  (streamable HTTP, bearer token)")
+    console.print(f"MQTT broker:  [bold]{rt.field_side.broker_url}[/bold]  (embedded, no login)")
+    console.print(tokens)
+    console.print(
+        f"try:  .venv/bin/gridpilot tool call grid_state --url {url}/mcp --token demo-viewer-token"
+    )
+    console.print(f"      .venv/bin/gridpilot state --broker {rt.field_side.broker_url}")
+    snippet = {
+        "mcpServers": {
+            "gridpilot": {
+                "command": str(Path(sys.executable).with_name("gridpilot")),
+                "args": ["mcp", "stdio", "--site", str(site_path.resolve())],
+            }
+        }
+    }
+    console.print(
+        "Claude Desktop (claude_desktop_config.json; it runs its own simulated site over stdio):"
+    )
+    console.print(json.dumps(snippet, indent=2), markup=False, highlight=False, soft_wrap=True)
+
+
+def _run(rt: Runtime, seconds: float | None, console: Console) -> None:
+    """Status lines every few seconds, and the scripted faults when their time comes."""
+    started = time.monotonic()
+    simulator = rt.field_side.simulator
+    faults = list(SCRIPTED_FAULTS) if simulator is not None else []
+    deadline = None if seconds is None else started + seconds
+    next_status = time.monotonic() + STATUS_EVERY_S
+    while deadline is None or time.monotonic() < deadline:
+        time.sleep(min(0.5, max(0.0, (deadline or 1e18) - time.monotonic())))
+        while faults and time.monotonic() - started >= faults[0][0]:
+            _, fault, what = faults.pop(0)
+            simulator.inject(fault)
+            console.print(f"[bold yellow]scripted fault[/bold yellow]: {fault.kind} — {what}")
+        if time.monotonic() >= next_status:
+            next_status += STATUS_EVERY_S
+            console.print(status_line(rt))
 
 
 def _wait_for_telemetry(rt: Runtime, timeout_s: float = 30.0) -> None:
