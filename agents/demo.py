@@ -11,6 +11,7 @@ faults, and shows the site's state until Ctrl-C (or for `--seconds`).
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from datetime import timedelta
@@ -91,6 +92,7 @@ def status_line(rt: Runtime) -> str:
 def run_demo(
     site_path: Path, speed: float, port: int, seconds: float | None, console: Console
 ) -> None:
+    _stop_on_signals()
     site = load_site(site_path)
     console.print(
         f"[bold]gridpilot demo[/bold] — site [bold]{site.site.name}[/bold], "
@@ -119,6 +121,17 @@ def run_demo(
         server.stop()
         runtime.close()
     console.print("stopped")
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM (docker stop, systemd) both shut down in order. A shell that
+    starts the demo in the background hands it SIGINT ignored; take it back."""
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
 def print_addresses(rt: Runtime, site_path: Path, port: int, console: Console) -> None:

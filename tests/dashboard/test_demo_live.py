@@ -98,6 +98,7 @@ def test_demo_prints_addresses_serves_live_dashboard_injects_a_fault_and_stops_o
 
         demo.send_signal(signal.SIGINT)
         assert demo.wait(timeout=60) == 0
+        read_until(lines, r"^stopping", seen, 10)
         read_until(lines, r"^stopped", seen, 10)
     finally:
         if demo.poll() is None:
