@@ -147,6 +147,8 @@ class Dashboard:
             "anomalies", lambda: review.anomalies(rt, caller, review.AnomalyRequest(hours=24))
         )
         page = review.audit_log(rt, caller, review.AuditRequest(limit=200))
+        # acks are the devices answering commands, shown with the actions, not anomalies
+        anomalous = [e for e in report.events if e.kind != "ack"]
         return DashboardData(
             viewer=caller.name,
             state=state.grid_state(rt, caller),
@@ -169,7 +171,7 @@ class Dashboard:
                     severity=e.severity.value,
                     message=e.message,
                 )
-                for e in reversed(report.events[-50:])
+                for e in reversed(anomalous[-50:])
             ],
             trust=[
                 TrustView(asset=t.asset, trustworthy=t.trustworthy, reason=t.reason)
