@@ -223,9 +223,9 @@ def _latest_plan(rt: Runtime, records: list[AuditRecord], band: Band | None) -> 
         for r in records  # oldest first: a later dispatch of a step overrides
         if r.action == "dispatch" and r.arguments.get("plan_id") == made.id
     }
-    # No control imports what the loads draw beyond PV: the forecast's net load, with
-    # the plan's own load and PV forecasts, which it does not keep; the load band's
-    # median minus the plan's PV (uncurtailed) is the closest the page has.
+    # No control imports what the loads draw beyond PV. The plan does not keep its load
+    # forecast, so this is the load band's median less the plan's PV limit (the
+    # available PV wherever the plan does not curtail).
     forecast_at = {t: v for t, v in zip(band.times, band.p50, strict=True)} if band else {}
     steps = []
     for s in made.steps:

@@ -32,6 +32,14 @@ def parse_broker_url(url: str) -> tuple[str, int, bool]:
     return parts.hostname, port, tls
 
 
+def shown(url: str) -> str:
+    """The broker URL for logs and messages: the password replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return parts._replace(netloc=f"{parts.username}:***@{parts.netloc.rsplit('@', 1)[1]}").geturl()
+
+
 def make_client(
     url: str,
     client_id: str,
@@ -111,7 +119,7 @@ def wait_for(
         if client is not None:
             client.loop_stop()
         raise BrokerUnavailable(
-            f"{what}: no connection to the broker at {url} within {timeout_s} s"
+            f"{what}: no connection to the broker at {shown(url)} within {timeout_s} s"
         )
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.mqtt import connect, make_client
+from edge.mqtt import connect, make_client, shown
 from tests.services.mosquitto import MosquittoServer
 from tests.services.process import require_binary
 
@@ -197,3 +197,8 @@ def test_wrong_password_and_anonymous_clients_are_refused(broker: Broker) -> Non
     finally:
         wrong.close()
         anonymous.close()
+
+
+def test_broker_passwords_stay_out_of_logs_and_messages() -> None:
+    assert shown("mqtt://gateway:s3cret@mosquitto:1883") == "mqtt://gateway:***@mosquitto:1883"
+    assert shown("mqtt://127.0.0.1:1883") == "mqtt://127.0.0.1:1883"
