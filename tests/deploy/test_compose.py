@@ -129,8 +129,20 @@ def test_environment_is_what_the_code_and_images_read(tmp_path: Path) -> None:
     text = (ROOT / "docker-compose.yml").read_text()
     for var, default in re.findall(r"\$\{([A-Z_]+)(:-[^}]*)?", text):
         assert var in written or default, f"${{{var}}} is neither written by setup.sh nor defaulted"
-    # the site file setup.sh writes points at these services, with these credentials
+    # the site file setup.sh writes is the given one (examples/site.toml), with new
+    # tokens (the demo ones no longer open it), pointing at these services
     site = load_site(tmp_path / "secrets" / "site.toml")
+    example = load_site(ROOT / "examples" / "site.toml")
+    assert (site.site, site.assets, site.devices, site.tariff, site.policy) == (
+        example.site,
+        example.assets,
+        example.devices,
+        example.tariff,
+        example.policy,
+    )
+    assert [p.name for p in site.principals] == [p.name for p in example.principals]
+    assert caller_for_token(site, "demo-admin-token") is None
+    assert site.settings.stdio_principal == example.settings.stdio_principal
     influx_env = SERVICES["influxdb"]["environment"]
     store = urlsplit(site.settings.store_url)
     assert (store.hostname, store.port) == ("influxdb", 8086)
