@@ -40,20 +40,21 @@ def demo_tokens(site: SiteConfig) -> dict[str, str]:
 
 HISTORY_DAYS = 7
 STATUS_EVERY_S = 5.0
-# (wall seconds after the first plan, fault, what a person sees): a passing cloud on the PV,
-# then the peaker's controller dropping off the network for a while.
-SCRIPTED_FAULTS: tuple[tuple[float, Fault, str], ...] = (
-    (
-        10.0,
-        Fault(kind="pv_shading", device="pv-inv-1", magnitude=0.7, for_s=2 * 3600),
-        "PV output drops by 70 % for two simulated hours",
-    ),
-    (
-        25.0,
-        Fault(kind="device_offline", device="peaker-1", for_s=1800),
-        "peaker-1 goes offline for 30 simulated minutes (see Anomalies)",
-    ),
-)
+
+
+def scripted_faults(site: SiteConfig) -> list[tuple[float, Fault, str]]:
+    """(wall seconds after the first plan, fault, what a person sees): a passing cloud
+    on the PV, then the peaker's controller dropping off the network for a while; for
+    whichever of those devices the site has."""
+    kinds = {d.kind: d.id for d in reversed(site.devices)}  # the first of each kind
+    out = []
+    if pv := kinds.get("pv_inverter"):
+        shading = Fault(kind="pv_shading", device=pv, magnitude=0.7, for_s=2 * 3600)
+        out.append((10.0, shading, f"{pv} output drops by 70 % for two simulated hours"))
+    if peaker := kinds.get("peaker"):
+        offline = Fault(kind="device_offline", device=peaker, for_s=1800)
+        out.append((25.0, offline, f"{peaker} goes offline for 30 simulated minutes"))
+    return out
 
 
 def seed_history(rt: Runtime, days: int = HISTORY_DAYS) -> int:
@@ -165,7 +166,7 @@ def _run(rt: Runtime, seconds: float | None, console: Console) -> None:
     """Status lines every few seconds, and the scripted faults when their time comes."""
     started = time.monotonic()
     simulator = rt.field_side.simulator
-    faults = list(SCRIPTED_FAULTS) if simulator is not None else []
+    faults = scripted_faults(rt.site) if simulator is not None else []
     deadline = None if seconds is None else started + seconds
     next_status = time.monotonic() + STATUS_EVERY_S
     while deadline is None or time.monotonic() < deadline:
