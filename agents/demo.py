@@ -1,14 +1,18 @@
 """`gridpilot demo`: the whole site on embedded defaults, in one process.
 
 Embedded broker, the site simulator on a fast simulated clock, the gateway, SQLite,
-the guardrails and the MCP server over HTTP on loopback. It prints the endpoint and
-the demo tokens, seeds an empty store with a week of simulated history, makes one
-plan through the same tool functions an agent calls, and then shows the site's state
-until interrupted (or for `--seconds`).
+the guardrails, the MCP server over HTTP on loopback and the dashboard beside it. It
+prints the addresses (dashboard, MCP endpoint, MQTT broker), the demo tokens and a
+Claude Desktop snippet, seeds an empty store with a week of simulated history, makes
+one plan through the same tool functions an agent calls, injects a couple of scripted
+faults, and shows the site's state until Ctrl-C (or for `--seconds`).
 """
 
 from __future__ import annotations
 
+import json
+import signal
+import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -16,6 +20,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from edge.sim import Fault
 from grid.config import SiteConfig, hash_token, load_site
 from grid.profiles import as_telemetry, generate
 from guardrails.principals import caller_named
@@ -34,6 +39,22 @@ def demo_tokens(site: SiteConfig) -> dict[str, str]:
 
 
 HISTORY_DAYS = 7
+STATUS_EVERY_S = 5.0
+
+
+def scripted_faults(site: SiteConfig) -> list[tuple[float, Fault, str]]:
+    """(wall seconds after the first plan, fault, what a person sees): a passing cloud
+    on the PV, then the peaker's controller dropping off the network for a while; for
+    whichever of those devices the site has."""
+    kinds = {d.kind: d.id for d in reversed(site.devices)}  # the first of each kind
+    out = []
+    if pv := kinds.get("pv_inverter"):
+        shading = Fault(kind="pv_shading", device=pv, magnitude=0.7, for_s=2 * 3600)
+        out.append((10.0, shading, f"{pv} output drops by 70 % for two simulated hours"))
+    if peaker := kinds.get("peaker"):
+        offline = Fault(kind="device_offline", device=peaker, for_s=1800)
+        out.append((25.0, offline, f"{peaker} goes offline for 30 simulated minutes"))
+    return out
 
 
 def seed_history(rt: Runtime, days: int = HISTORY_DAYS) -> int:
@@ -72,6 +93,7 @@ def status_line(rt: Runtime) -> str:
 def run_demo(
     site_path: Path, speed: float, port: int, seconds: float | None, console: Console
 ) -> None:
+    _stop_on_signals()
     site = load_site(site_path)
     console.print(
         f"[bold]gridpilot demo[/bold] — site [bold]{site.site.name}[/bold], "
@@ -81,15 +103,7 @@ def run_demo(
     server = BackgroundServer(http_app(runtime, "127.0.0.1", port), "127.0.0.1", port)
     try:
         server.start()
-        url = f"http://127.0.0.1:{port}/mcp"
-        tokens = Table("principal", "role", "bearer token")
-        for name, token in demo_tokens(site).items():
-            tokens.add_row(name, site.principal(name).role, token)
-        console.print(f"MCP endpoint: [bold]{url}[/bold]")
-        console.print(tokens)
-        console.print(
-            f"try:  .venv/bin/gridpilot tool call grid_state --url {url} --token demo-viewer-token"
-        )
+        print_addresses(runtime, site_path, port, console)
         _wait_for_telemetry(runtime)
         if seeded := seed_history(runtime):
             console.print(
@@ -101,15 +115,69 @@ def run_demo(
             runtime, caller_named(site, "agent"), plan.OptimizeRequest(horizon_hours=24)
         )
         console.print(f"plan {made.plan_id} ({made.status}): {made.explanation}")
-        deadline = None if seconds is None else time.monotonic() + seconds
-        while deadline is None or time.monotonic() < deadline:
-            time.sleep(min(5.0, max(0.0, (deadline or 1e18) - time.monotonic())))
-            console.print(status_line(runtime))
+        _run(runtime, seconds, console)
     except KeyboardInterrupt:
         console.print("stopping")
     finally:
         server.stop()
         runtime.close()
+    console.print("stopped")
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM (docker stop, systemd) both shut down in order. A shell that
+    starts the demo in the background hands it SIGINT ignored; take it back."""
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def print_addresses(rt: Runtime, site_path: Path, port: int, console: Console) -> None:
+    site, url = rt.site, f"http://127.0.0.1:{port}"
+    tokens = Table("principal", "role", "bearer token")
+    for name, token in demo_tokens(site).items():
+        tokens.add_row(name, site.principal(name).role, token)
+    console.print(f"dashboard:    [bold]{url}/dashboard/[/bold]  (log in with demo-viewer-token)")
+    console.print(f"MCP endpoint: [bold]{url}/mcp[/bold]  (streamable HTTP, bearer token)")
+    console.print(f"MQTT broker:  [bold]{rt.field_side.broker_url}[/bold]  (embedded, no login)")
+    console.print(tokens)
+    console.print(
+        f"try:  .venv/bin/gridpilot tool call grid_state --url {url}/mcp --token demo-viewer-token"
+    )
+    console.print(f"      .venv/bin/gridpilot state --broker {rt.field_side.broker_url}")
+    snippet = {
+        "mcpServers": {
+            "gridpilot": {
+                "command": str(Path(sys.executable).with_name("gridpilot")),
+                "args": ["mcp", "stdio", "--site", str(site_path.resolve())],
+            }
+        }
+    }
+    console.print(
+        "Claude Desktop (claude_desktop_config.json; it runs its own simulated site over stdio):"
+    )
+    console.print(json.dumps(snippet, indent=2), markup=False, highlight=False, soft_wrap=True)
+
+
+def _run(rt: Runtime, seconds: float | None, console: Console) -> None:
+    """Status lines every few seconds, and the scripted faults when their time comes."""
+    started = time.monotonic()
+    simulator = rt.field_side.simulator
+    faults = scripted_faults(rt.site) if simulator is not None else []
+    deadline = None if seconds is None else started + seconds
+    next_status = time.monotonic() + STATUS_EVERY_S
+    while deadline is None or time.monotonic() < deadline:
+        time.sleep(min(0.5, max(0.0, (deadline or 1e18) - time.monotonic())))
+        while faults and time.monotonic() - started >= faults[0][0]:
+            _, fault, what = faults.pop(0)
+            simulator.inject(fault)
+            console.print(f"[bold yellow]scripted fault[/bold yellow]: {fault.kind} — {what}")
+        if time.monotonic() >= next_status:
+            next_status += STATUS_EVERY_S
+            console.print(status_line(rt))
 
 
 def _wait_for_telemetry(rt: Runtime, timeout_s: float = 30.0) -> None:

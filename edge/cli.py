@@ -66,6 +66,7 @@ def sim_run(
     duration: DurationOption = None,
 ) -> None:
     """Run every device of the site as a twin on the broker, at `--speed` times real time."""
+    from edge.mqtt import shown
     from edge.runtime import start_site
     from edge.sim import load_scenario
     from grid.config import load_site
@@ -85,7 +86,7 @@ def sim_run(
     )
     console.print(
         f"simulating [bold]{site.site.name}[/bold] ({len(runtime.simulator.twins)} devices) "
-        f"on {runtime.broker_url} at {speed:g}x; Ctrl-C stops"
+        f"on {shown(runtime.broker_url)} at {speed:g}x; Ctrl-C stops"
     )
 
     def done() -> None:
@@ -116,6 +117,7 @@ def sim_fault(
     """Tell a running simulator (`gridpilot sim run`) to inject or clear a fault."""
     from pydantic import ValidationError
 
+    from edge.mqtt import shown
     from edge.sim import Fault, FaultControl
     from grid.config import format_validation_error, load_site
 
@@ -138,7 +140,7 @@ def sim_fault(
         raise ConfigError(format_validation_error(exc, "fault")) from None
     publish_control(url, site.site.name, control.model_dump_json().encode())
     verb = "cleared" if clear else "injected"
-    console.print(f"{verb} {kind} on {device} (sent to {url})")
+    console.print(f"{verb} {kind} on {device} (sent to {shown(url)})")
 
 
 def publish_control(url: str, site_name: str, payload: bytes) -> None:
@@ -170,6 +172,7 @@ def gateway_run(
 ) -> None:
     """Ingest the site's telemetry into the store and keep the devices' heartbeat."""
     from edge.gateway import Gateway
+    from edge.mqtt import shown
     from grid.clock import RealClock
     from grid.config import load_site
     from grid.store import open_store
@@ -179,7 +182,9 @@ def gateway_run(
     store = open_store(store_url or site.settings.store_url)
     gateway = Gateway(site, store, RealClock(), url, client_id=client_id, shared_group=shared_group)
     gateway.start()
-    console.print(f"gateway {client_id} for [bold]{site.site.name}[/bold] on {url}; Ctrl-C stops")
+    console.print(
+        f"gateway {client_id} for [bold]{site.site.name}[/bold] on {shown(url)}; Ctrl-C stops"
+    )
 
     def done() -> None:
         gateway.stop()

@@ -19,7 +19,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from edge.mapping import site_map
-from edge.mqtt import connect, make_client, wait_clock, wait_for
+from edge.mqtt import connect, make_client, shown, wait_clock, wait_for
 from edge.protocol import (
     GATEWAY,
     Ack,
@@ -229,7 +229,7 @@ class Gateway:
             telemetry = f"$share/{self.shared_group}/{telemetry}"
         filters = [telemetry] + [f"gridpilot/{site}/+/{k}" for k in ("state", "status", "ack")]
         client.subscribe([(f, 1) for f in filters])
-        log.info("gateway %s connected to %s", self.client_id, self.broker_url)
+        log.info("gateway %s connected to %s", self.client_id, shown(self.broker_url))
 
     def _on_subscribe(self, *_args: Any) -> None:
         self._subscribed.set()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 
@@ -30,6 +30,14 @@ def parse_broker_url(url: str) -> tuple[str, int, bool]:
     except ValueError:
         raise ConfigError(f"broker url {url!r}: port must be a number 1-65535") from None
     return parts.hostname, port, tls
+
+
+def shown(url: str) -> str:
+    """The broker URL for logs and messages: the password replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return parts._replace(netloc=f"{parts.username}:***@{parts.netloc.rsplit('@', 1)[1]}").geturl()
 
 
 def make_client(
@@ -58,6 +66,9 @@ def make_client(
         )
     if tls:
         client.tls_set()
+    parts = urlsplit(url)
+    if parts.username:  # mqtt://user:password@host: a broker with a password file and ACLs
+        client.username_pw_set(unquote(parts.username), unquote(parts.password or ""))
     if will is not None:
         client.will_set(will[0], will[1], qos=1, retain=True)
     # Queue without limit while the broker is away: QoS 1 messages then go out on
@@ -108,7 +119,7 @@ def wait_for(
         if client is not None:
             client.loop_stop()
         raise BrokerUnavailable(
-            f"{what}: no connection to the broker at {url} within {timeout_s} s"
+            f"{what}: no connection to the broker at {shown(url)} within {timeout_s} s"
         )
 
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from edge.broker import EmbeddedBroker
 from edge.gateway import Gateway
+from edge.mqtt import shown
 from edge.sim import Scenario, SiteSimulator
 from grid.clock import Clock, SimClock
 from grid.config import SiteConfig
@@ -93,5 +94,5 @@ def start_site(
         if broker is not None:
             broker.stop()
         raise
-    log.info("site %s running on %s", site.site.name, broker_url)
+    log.info("site %s running on %s", site.site.name, shown(broker_url))
     return SiteRuntime(site, clock, store, broker_url, gw, sim, broker, owns_store)

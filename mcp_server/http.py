@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from importlib.metadata import entry_points
 
 import uvicorn
 from mcp.server.transport_security import TransportSecuritySettings
@@ -24,8 +25,9 @@ def http_app(
     *,
     read_only: bool = False,
 ) -> Starlette:
-    """The MCP endpoint at /mcp. Host headers other than loopback (DNS rebinding) are
-    refused unless listed in `allowed_hosts`."""
+    """The MCP endpoint at /mcp, and the web pages registered under the `gridpilot.web`
+    entry points (the dashboard) beside it. Host headers other than loopback (DNS
+    rebinding) are refused unless listed in `allowed_hosts`."""
     server = build_server(runtime, http_url=f"http://{host}:{port}", read_only=read_only)
     security = None
     if host not in LOOPBACK or allowed_hosts:
@@ -37,6 +39,9 @@ def http_app(
         )
     app = server.streamable_http_app(host=host, transport_security=security)
     app.add_middleware(AuditedGate, audit=runtime.actuator.audit, clock=runtime.clock)
+    names = [*LOOPBACK, host, *(h.rsplit(":", 1)[0] for h in allowed_hosts)]
+    for page in entry_points(group="gridpilot.web"):
+        page.load()(app, runtime, names)
     return app
 
 

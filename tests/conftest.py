@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.services.influxd", "tests.services.mosquitto"]
+pytest_plugins = ["tests.services.chromium", "tests.services.influxd", "tests.services.mosquitto"]

@@ -11,7 +11,10 @@ from tests.services.process import ServerProcess, free_port, port_open, require_
 
 
 class MosquittoServer(ServerProcess):
-    def __init__(self, root: Path, persistence: bool = False) -> None:
+    def __init__(
+        self, root: Path, persistence: bool = False, auth: str = "allow_anonymous true\n"
+    ) -> None:
+        """`auth`: the access lines of the config (password_file, acl_file, ...)."""
         binary = require_binary("mosquitto", "/usr/sbin/mosquitto")
         self.port = free_port()
         config = root / "mosquitto.conf"
@@ -23,7 +26,7 @@ class MosquittoServer(ServerProcess):
         else:
             stored = "persistence false\n"
         config.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n{stored}log_dest stdout\n"
+            f"listener {self.port} 127.0.0.1\n{auth}{stored}log_dest stdout\n"
             # as a deployed broker should be: small control messages are not held back
             "set_tcp_nodelay true\n"
         )
