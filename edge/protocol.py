@@ -37,8 +37,19 @@ Action = Literal["set_relay", "set_power", "set_curtailment", "start", "stop"]
 Quantity = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
 
 
+# A 32-bit counter: a device sending every second wraps after 136 years. Bigger
+# numbers (2^63, 1e30) are refused outright, not taken as a new sequence.
+MAX_SEQ = 2**32 - 1
+
+
 class ProtocolError(ValueError):
-    """A message that does not follow the protocol (bad topic, JSON or payload)."""
+    """A message that does not follow the protocol (bad topic, JSON or payload).
+
+    `reason` is a short key the gateway counts rejects by (`not_json`, `schema`, ...)."""
+
+    def __init__(self, message: str, reason: str = "schema") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class _Payload(BaseModel):
@@ -49,7 +60,7 @@ class _Payload(BaseModel):
 
 class Telemetry(_Payload):
     device: Ident
-    seq: Annotated[int, Field(ge=0)]
+    seq: Annotated[int, Field(ge=0, le=MAX_SEQ)]
     time: UtcTime
     values: dict[Quantity, float]
 
@@ -132,10 +143,10 @@ def site_filter(site: str, shared_group: str | None = None) -> str:
 def parse_topic(name: str) -> TopicParts:
     parts = name.split("/")
     if len(parts) != 4 or parts[0] != ROOT or not all(parts):
-        raise ProtocolError(f"topic {name!r} is not {ROOT}/<site>/<device>/<kind>")
+        raise ProtocolError(f"topic {name!r} is not {ROOT}/<site>/<device>/<kind>", "bad_topic")
     site, device, kind = parts[1:]
     if kind not in KINDS and (device, kind) != (GATEWAY, "heartbeat") and device != SIM:
-        raise ProtocolError(f"topic {name!r}: unknown kind {kind!r}")
+        raise ProtocolError(f"topic {name!r}: unknown kind {kind!r}", "bad_topic")
     return TopicParts(site, device, kind)
 
 
@@ -147,9 +158,13 @@ def decode(model: type[P], payload: bytes | str) -> P:
     try:
         raw = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProtocolError(f"{model.__name__}: not JSON ({exc})") from None
+        raise ProtocolError(f"{model.__name__}: not JSON ({exc})", "not_json") from None
+    except RecursionError:
+        raise ProtocolError(f"{model.__name__}: JSON nested too deeply", "too_deep") from None
     if not isinstance(raw, dict):
-        raise ProtocolError(f"{model.__name__}: want a JSON object, got {type(raw).__name__}")
+        raise ProtocolError(
+            f"{model.__name__}: want a JSON object, got {type(raw).__name__}", "not_json"
+        )
     try:
         return model.model_validate(raw)
     except ValidationError as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import math
 import tomllib
 from datetime import datetime, time
 from pathlib import Path
@@ -36,7 +37,8 @@ DeviceKind = Literal["relay_board", "battery_inverter", "pv_inverter", "meter", 
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # inf and nan are valid TOML but no valid cost, limit or rating.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class SiteInfo(_Model):
@@ -234,6 +236,53 @@ class PolicyLimits(_Model):
     plan_ttl_s: Annotated[int, Field(ge=10, le=86_400)] = 900
 
 
+# Plausible range of a reading by the unit its name ends in; the site file's
+# `[ingest.limits]` narrows (or widens) it per quantity.
+_DEFAULT_LIMITS: tuple[tuple[str, tuple[float, float]], ...] = (
+    ("_eur_per_kwh", (-10.0, 10.0)),
+    ("_fraction", (0.0, 1.0)),
+    ("_kwh", (-1e12, 1e12)),
+    ("_kw", (-100_000.0, 100_000.0)),
+    ("_hz", (0.0, 1_000.0)),
+    ("_v", (0.0, 1e6)),
+    ("_a", (-1e6, 1e6)),
+    ("_c", (-100.0, 300.0)),
+    ("_s", (0.0, 1e9)),
+)
+_OTHER_LIMITS = (-1e6, 1e6)  # flags and counters (relay_on, running)
+
+
+class IngestLimits(_Model):
+    """What the gateway accepts from a device before anything is stored."""
+
+    max_future_s: Annotated[float, Field(ge=0.0, le=86_400.0)] = 300.0
+    # Older readings are refused: a device's backlog after an outage fits in a week.
+    max_past_s: Annotated[float, Field(gt=0.0, le=366 * 86_400.0)] = 7 * 86_400.0
+    max_message_bytes: Annotated[int, Field(ge=256, le=16 * 1024 * 1024)] = 64 * 1024
+    max_values_per_message: Annotated[int, Field(ge=1, le=10_000)] = 64
+    max_series_per_device: Annotated[int, Field(ge=1, le=100_000)] = 256
+    # A sequence number further than this from the last one needs a second,
+    # consecutive message to be believed (a device reboot, or a forged number).
+    seq_window: Annotated[int, Field(ge=1, le=1_000_000)] = 1_000
+    limits: dict[str, tuple[float, float]] = {}
+
+    @field_validator("limits")
+    @classmethod
+    def _ordered(cls, value: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        for name, (low, high) in value.items():
+            if not (math.isfinite(low) and math.isfinite(high)) or low > high:
+                raise ValueError(f"{name} = [{low}, {high}]: want two finite numbers, low <= high")
+        return value
+
+    def range_of(self, quantity: str) -> tuple[float, float]:
+        if quantity in self.limits:
+            return self.limits[quantity]
+        for suffix, bounds in _DEFAULT_LIMITS:
+            if quantity.endswith(suffix):
+                return bounds
+        return _OTHER_LIMITS
+
+
 class Settings(_Model):
     store_url: str = "sqlite:///gridpilot.db"
     broker_url: str = "embedded"
@@ -264,6 +313,7 @@ class SiteConfig(_Model):
     devices: list[Device] = []
     principals: list[Principal] = []
     policy: PolicyLimits = PolicyLimits()
+    ingest: IngestLimits = IngestLimits()
     settings: Settings = Settings()
 
     @model_validator(mode="after")
