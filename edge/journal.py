@@ -65,16 +65,21 @@ class Journal:
         self.leftovers = [n for n in self.leftovers if n > upto]
 
     def read(self, number: int) -> Iterator[tuple[str, bytes]]:
-        data = self._path(number).read_bytes()
-        at = 0
-        while at + _HEADER.size <= len(data):
-            name_len, payload_len = _HEADER.unpack_from(data, at)
-            start = at + _HEADER.size
-            end = start + name_len + payload_len
-            if end > len(data):  # torn last record: the process died inside a write
-                return
-            yield data[start : start + name_len].decode(), data[start + name_len : end]
-            at = end
+        return read_segment(self._path(number))
 
     def close(self) -> None:
         os.close(self._fd)
+
+
+def read_segment(path: Path) -> Iterator[tuple[str, bytes]]:
+    """The (topic, payload) records of one segment file, oldest first."""
+    data = path.read_bytes()
+    at = 0
+    while at + _HEADER.size <= len(data):
+        name_len, payload_len = _HEADER.unpack_from(data, at)
+        start = at + _HEADER.size
+        end = start + name_len + payload_len
+        if end > len(data):  # torn last record: the process died inside a write
+            return
+        yield data[start : start + name_len].decode(), data[start + name_len : end]
+        at = end

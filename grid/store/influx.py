@@ -34,6 +34,11 @@ from grid.telemetry import (
 
 log = logging.getLogger(__name__)
 
+
+class StoreUnreachable(StoreError):
+    """The server did not answer; retrying later may cure it."""
+
+
 TELEMETRY = "telemetry"
 EVENTS = "events"
 
@@ -104,6 +109,7 @@ class InfluxStore:
         self._retry_s = retry_s
         self._next_try = 0.0
         self._lock = threading.Lock()
+        self._create_pending = False
 
     @classmethod
     def from_url(cls, url: str, spool_dir: Path | None = None) -> InfluxStore:
@@ -126,7 +132,13 @@ class InfluxStore:
             spool_path=spool_dir / f"influx-{parts.hostname}-{parts.port or 8086}-{database}.db",
         )
         if options.get("create") in {"1", "true", "yes"}:
-            store.create_database()
+            try:
+                store.create_database()
+            except StoreUnreachable:
+                # Start anyway and spool: the database is created before the first
+                # write that reaches the server.
+                log.warning("InfluxDB at %s unreachable; database created later", base)
+                store._create_pending = True
         return store
 
     # -- writing ---------------------------------------------------------------
@@ -179,6 +191,13 @@ class InfluxStore:
         now = time.monotonic()
         if now < self._next_try:
             return False
+        if self._create_pending:
+            try:
+                self.create_database()
+            except StoreUnreachable:
+                self._next_try = now + self._retry_s
+                return False
+            self._create_pending = False
         try:
             response = self._http.post(
                 "/write",
@@ -209,7 +228,7 @@ class InfluxStore:
         try:
             response = self._http.request(method, "/query", params=params)
         except httpx2.TransportError as exc:
-            raise StoreError(f"InfluxDB at {self.base_url} unreachable: {exc}") from None
+            raise StoreUnreachable(f"InfluxDB at {self.base_url} unreachable: {exc}") from None
         if response.status_code != 200:
             raise StoreError(
                 f"InfluxDB query failed ({response.status_code}): {response.text[:300]}"
