@@ -54,7 +54,7 @@ class SiteInfo(_Model):
     def _known_zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # "Europe" is a directory
             raise ValueError(f"unknown IANA time zone {value!r}") from None
         return value
 
@@ -318,10 +318,13 @@ class SiteConfig(_Model):
 
     @model_validator(mode="after")
     def _references(self) -> Self:
+        # Every problem is collected, so `config check` lists them all at once.
+        problems: list[str] = []
         devices = {d.id: d for d in self.devices}
-        _unique("devices", [d.id for d in self.devices])
-        _unique("principals", [p.name for p in self.principals])
+        _unique(problems, "devices", [d.id for d in self.devices])
+        _unique(problems, "principals", [p.name for p in self.principals])
         _unique(
+            problems,
             "assets",
             [
                 a.id
@@ -346,30 +349,38 @@ class SiteConfig(_Model):
         for kind, refs in wants.items():
             for where, ref in refs:
                 if ref not in devices:
-                    raise ValueError(f"{where} = {ref!r} names no device in [[devices]]")
-                if devices[ref].kind != kind:
-                    raise ValueError(
+                    problems.append(f"{where} = {ref!r} names no device in [[devices]]")
+                elif devices[ref].kind != kind:
+                    problems.append(
                         f"{where} = {ref!r} must be a {kind}, but that device is a "
                         f"{devices[ref].kind}"
                     )
         seen: dict[tuple[str, int], str] = {}
         for load in self.assets.loads:
-            board = devices[load.board]
+            board = devices.get(load.board)
+            if board is None:
+                continue
             if load.channel > board.channels:
-                raise ValueError(
+                problems.append(
                     f"assets.loads[{load.id}].channel = {load.channel} exceeds the "
                     f"{board.channels} channels of board {board.id!r}"
                 )
             other = seen.setdefault((load.board, load.channel), load.id)
             if other != load.id:
-                raise ValueError(
+                problems.append(
                     f"assets.loads[{load.id}] and assets.loads[{other}] share "
                     f"channel {load.channel} of board {load.board!r}"
                 )
-        _unique("principal tokens", [p.token_sha256 for p in self.principals if p.token_sha256])
+        _unique(
+            problems,
+            "principal tokens",
+            [p.token_sha256 for p in self.principals if p.token_sha256],
+        )
         stdio = self.settings.stdio_principal
         if stdio is not None and stdio not in {p.name for p in self.principals}:
-            raise ValueError(f"settings.stdio_principal = {stdio!r} names no principal")
+            problems.append(f"settings.stdio_principal = {stdio!r} names no principal")
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
     def device(self, device_id: str) -> Device:
@@ -391,11 +402,11 @@ class SiteConfig(_Model):
         raise KeyError(name)
 
 
-def _unique(what: str, values: list[str]) -> None:
+def _unique(problems: list[str], what: str, values: list[str]) -> None:
     seen: set[str] = set()
     for value in values:
         if value in seen:
-            raise ValueError(f"{what} must be unique; {value!r} appears twice")
+            problems.append(f"{what} must be unique; {value!r} appears twice")
         seen.add(value)
 
 
@@ -407,9 +418,26 @@ def hash_token(token: str) -> str:
 def read_toml(path: Path, what: str) -> dict:
     """A TOML file's content, or a ConfigError naming the file and what is wrong."""
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such {what} file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a {what} file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the {what} file: {exc.strerror}") from None
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ConfigError(f"{path}: UTF-16 text; TOML files must be UTF-8 (save it as UTF-8)")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.start} is 0x{data[exc.start]:02x}); "
+            f"a {what} file is TOML"
+        ) from None
+    if "\x00" in text:
+        raise ConfigError(f"{path}: contains NUL bytes; a {what} file is TOML text")
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
 
@@ -439,7 +467,10 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
             or "(top level)"
         )
         msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "missing":
+        if "\n" in msg:  # a model check that found several problems: one line each
+            prefix = "" if where == "(top level)" else f"{where}: "
+            lines.extend(f"  {prefix}{line}" for line in msg.splitlines())
+        elif err["type"] == "missing":
             lines.append(f"  {where}: required field is missing")
         elif err["type"] == "extra_forbidden":
             lines.append(f"  {where}: unknown field (check the spelling)")
