@@ -634,6 +634,10 @@ class Gateway:
 
     def _check_silent(self) -> None:
         """A device that died without its last will reaching us still goes offline."""
+        if self.shared_group:
+            # Each gateway hears only its share of a device's telemetry, so silence
+            # here proves nothing; the last will (heard by every gateway) still counts.
+            return
         now = self.clock.time()
         with self._lock:
             silent = [d for d, t in self._heard_s.items() if now - t > self.offline_after_s]

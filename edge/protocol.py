@@ -20,7 +20,7 @@ import math
 from datetime import datetime
 from typing import Annotated, Any, Literal, NamedTuple, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator
 
 from grid.config import Ident
 from grid.telemetry import UtcTime
@@ -60,9 +60,10 @@ class _Payload(BaseModel):
 
 class Telemetry(_Payload):
     device: Ident
-    seq: Annotated[int, Field(ge=0, le=MAX_SEQ)]
+    seq: Annotated[int, Strict(), Field(ge=0, le=MAX_SEQ)]
     time: UtcTime
-    values: dict[Quantity, float]
+    # Strict: "1.0" or true is a device bug, not a reading to convert.
+    values: dict[Quantity, Annotated[float, Strict()]]
 
     @field_validator("values")
     @classmethod
