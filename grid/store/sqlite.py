@@ -86,10 +86,13 @@ class SQLiteStore:
         self._spool: Spool | None = None  # opened on the first failed write
 
     def write(self, points: Sequence[Measurement]) -> None:
-        rows = [
-            (p.site, p.asset, p.quantity, to_ns(p.time), p.value, p.unit, p.quality.value)
-            for p in points
-        ]
+        rows = []
+        last_time, last_ns = None, 0
+        for p in points:
+            # The readings of one message share one time: convert it once.
+            if p.time is not last_time:
+                last_time, last_ns = p.time, to_ns(p.time)
+            rows.append((p.site, p.asset, p.quantity, last_ns, p.value, p.unit, p.quality.value))
         if not rows:
             return
         with self._lock:
