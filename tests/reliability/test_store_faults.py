@@ -8,25 +8,44 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
+import pytest
+
 from grid.store import open_store
 from grid.store.sqlite import SQLiteStore
 from tests.edge.conftest import make_rig
 from tests.reliability.gateway_process import GatewayProcess, Meter, settle
 from tests.services.process import wait_until
 
+# Each pair breaks the store as a full disk (a page quota at the current size gives
+# SQLITE_FULL) or a read-only file would (SQLITE_READONLY), then mends it.
+SQLITE_FAULTS = {
+    "full disk": (
+        lambda db: db.execute(
+            f"PRAGMA max_page_count={db.execute('PRAGMA page_count').fetchone()[0]}"
+        ),
+        lambda db: db.execute("PRAGMA max_page_count=1073741823"),
+    ),
+    "read-only file": (
+        lambda db: db.execute("PRAGMA query_only=1"),
+        lambda db: db.execute("PRAGMA query_only=0"),
+    ),
+}
 
-def test_sqlite_full_disk_spools_and_replays_every_point(site, mosquitto, tmp_path: Path) -> None:
+
+@pytest.mark.parametrize("fault", list(SQLITE_FAULTS))
+def test_failing_sqlite_spools_and_replays_every_point(
+    site, mosquitto, tmp_path: Path, fault: str
+) -> None:
     store = SQLiteStore(tmp_path / "full.db")
     rig = make_rig(site, mosquitto.url, store)
+    breaks, mends = SQLITE_FAULTS[fault]
     try:
         rig.steps(2)
-        # A quota at the current size: the next write gets SQLITE_FULL, as on a full disk.
-        pages = store._db.execute("PRAGMA page_count").fetchone()[0]
-        store._db.execute(f"PRAGMA max_page_count={pages}")
+        breaks(store._db)
         rig.steps(5)
         assert store.pending_points() > 0  # spooled, not dropped
         assert len(rig.series("grid", "power_kw")) < 7
-        store._db.execute("PRAGMA max_page_count=1073741823")  # space again
+        mends(store._db)
         rig.steps(1)
         assert store.pending_points() == 0
         assert len(rig.series("grid", "power_kw")) == 8
