@@ -11,7 +11,7 @@ from tests.services.process import ServerProcess, free_port, port_open, require_
 
 
 class MosquittoServer(ServerProcess):
-    def __init__(self, root: Path, persistence: bool = False) -> None:
+    def __init__(self, root: Path, persistence: bool = False, extra_config: str = "") -> None:
         binary = require_binary("mosquitto", "/usr/sbin/mosquitto")
         self.port = free_port()
         config = root / "mosquitto.conf"
@@ -25,7 +25,7 @@ class MosquittoServer(ServerProcess):
         config.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\n{stored}log_dest stdout\n"
             # as a deployed broker should be: small control messages are not held back
-            "set_tcp_nodelay true\n"
+            "set_tcp_nodelay true\n" + extra_config
         )
         super().__init__(
             [binary, "-c", str(config)],
