@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import threading
 import time
 from pathlib import Path
@@ -41,6 +42,10 @@ def _external_broker(site_broker: str, given: str | None) -> str:
             "--broker mqtt://host:port"
         )
     return url
+
+
+def _interrupt(_signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def _run_until(duration_s: float | None, status: Any) -> None:
@@ -179,8 +184,19 @@ def gateway_run(
 
     site = load_site(site_path)
     url = _external_broker(site.settings.broker_url, broker)
-    store = open_store(store_url or site.settings.store_url)
-    gateway = Gateway(site, store, RealClock(), url, client_id=client_id, shared_group=shared_group)
+    state_dir = site.settings.state_dir
+    store = open_store(store_url or site.settings.store_url, spool_dir=state_dir / "spool")
+    gateway = Gateway(
+        site,
+        store,
+        RealClock(),
+        url,
+        client_id=client_id,
+        shared_group=shared_group,
+        journal_dir=state_dir / "journal",
+    )
+    # A service manager stops us with SIGTERM: flush and exit as on Ctrl-C.
+    signal.signal(signal.SIGTERM, _interrupt)
     gateway.start()
     console.print(
         f"gateway {client_id} for [bold]{site.site.name}[/bold] on {shown(url)}; Ctrl-C stops"

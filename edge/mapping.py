@@ -8,12 +8,12 @@ stored series carry the asset ids every other part of gridpilot queries.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from edge.protocol import unit_of
 from grid.config import SiteConfig
-from grid.telemetry import Measurement, Quality
+from grid.telemetry import Measurement
 
 _CHANNEL = re.compile(r"^ch(\d{1,2})_(.+)$")
 # The meter also carries the tariff prices the simulator (or a market feed) sets.
@@ -28,6 +28,11 @@ class SiteMap:
     kinds: dict[str, str]  # device id -> device kind
     assets: dict[str, str]  # device id -> asset id of its own readings
     channels: dict[tuple[str, int], str]  # (board, channel) -> load id
+    # (device, reading) -> (asset, quantity, unit), filled as readings are first seen;
+    # the gateway caps readings per device, so this stays small.
+    _series: dict[tuple[str, str], tuple[str, str, str]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def asset_for(self, device: str, quantity: str) -> tuple[str, str]:
         """(asset, quantity) under which a device's reading is stored."""
@@ -43,22 +48,17 @@ class SiteMap:
     def measurements(
         self, device: str, values: dict[str, float], when: datetime
     ) -> list[Measurement]:
+        # Fields were checked when the payload was parsed (names, finite values,
+        # aware time); skipping a second validation keeps ingest fast.
+        series = self._series
         out = []
         for name, value in values.items():
-            asset, quantity = self.asset_for(device, name)
-            # Fields were checked when the payload was parsed (names, finite values,
-            # aware time); skipping a second validation keeps ingest fast.
-            out.append(
-                Measurement.model_construct(
-                    site=self.site,
-                    asset=asset,
-                    quantity=quantity,
-                    unit=unit_of(quantity),
-                    value=float(value),
-                    time=when,
-                    quality=Quality.GOOD,
-                )
-            )
+            key = (device, name)
+            target = series.get(key)
+            if target is None:
+                asset, quantity = self.asset_for(device, name)
+                target = series[key] = (asset, quantity, unit_of(quantity))
+            out.append(Measurement.trusted(self.site, *target, float(value), when))
         return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import math
 import tomllib
 from datetime import datetime, time
 from pathlib import Path
@@ -36,7 +37,8 @@ DeviceKind = Literal["relay_board", "battery_inverter", "pv_inverter", "meter", 
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # inf and nan are valid TOML but no valid cost, limit or rating.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class SiteInfo(_Model):
@@ -52,7 +54,7 @@ class SiteInfo(_Model):
     def _known_zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # "Europe" is a directory
             raise ValueError(f"unknown IANA time zone {value!r}") from None
         return value
 
@@ -237,6 +239,53 @@ class PolicyLimits(_Model):
     plan_ttl_s: Annotated[int, Field(ge=10, le=86_400)] = 900
 
 
+# Plausible range of a reading by the unit its name ends in; the site file's
+# `[ingest.limits]` narrows (or widens) it per quantity.
+_DEFAULT_LIMITS: tuple[tuple[str, tuple[float, float]], ...] = (
+    ("_eur_per_kwh", (-10.0, 10.0)),
+    ("_fraction", (0.0, 1.0)),
+    ("_kwh", (-1e12, 1e12)),
+    ("_kw", (-100_000.0, 100_000.0)),
+    ("_hz", (0.0, 1_000.0)),
+    ("_v", (0.0, 1e6)),
+    ("_a", (-1e6, 1e6)),
+    ("_c", (-100.0, 300.0)),
+    ("_s", (0.0, 1e9)),
+)
+_OTHER_LIMITS = (-1e6, 1e6)  # flags and counters (relay_on, running)
+
+
+class IngestLimits(_Model):
+    """What the gateway accepts from a device before anything is stored."""
+
+    max_future_s: Annotated[float, Field(ge=0.0, le=86_400.0)] = 300.0
+    # Older readings are refused: a device's backlog after an outage fits in a week.
+    max_past_s: Annotated[float, Field(gt=0.0, le=366 * 86_400.0)] = 7 * 86_400.0
+    max_message_bytes: Annotated[int, Field(ge=256, le=16 * 1024 * 1024)] = 64 * 1024
+    max_values_per_message: Annotated[int, Field(ge=1, le=10_000)] = 64
+    max_series_per_device: Annotated[int, Field(ge=1, le=100_000)] = 256
+    # A sequence number further than this from the last one needs a second,
+    # consecutive message to be believed (a device reboot, or a forged number).
+    seq_window: Annotated[int, Field(ge=1, le=1_000_000)] = 1_000
+    limits: dict[str, tuple[float, float]] = {}
+
+    @field_validator("limits")
+    @classmethod
+    def _ordered(cls, value: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        for name, (low, high) in value.items():
+            if not (math.isfinite(low) and math.isfinite(high)) or low > high:
+                raise ValueError(f"{name} = [{low}, {high}]: want two finite numbers, low <= high")
+        return value
+
+    def range_of(self, quantity: str) -> tuple[float, float]:
+        if quantity in self.limits:
+            return self.limits[quantity]
+        for suffix, bounds in _DEFAULT_LIMITS:
+            if quantity.endswith(suffix):
+                return bounds
+        return _OTHER_LIMITS
+
+
 class Settings(_Model):
     store_url: str = "sqlite:///gridpilot.db"
     broker_url: str = "embedded"
@@ -267,14 +316,18 @@ class SiteConfig(_Model):
     devices: list[Device] = []
     principals: list[Principal] = []
     policy: PolicyLimits = PolicyLimits()
+    ingest: IngestLimits = IngestLimits()
     settings: Settings = Settings()
 
     @model_validator(mode="after")
     def _references(self) -> Self:
+        # Every problem is collected, so `config check` lists them all at once.
+        problems: list[str] = []
         devices = {d.id: d for d in self.devices}
-        _unique("devices", [d.id for d in self.devices])
-        _unique("principals", [p.name for p in self.principals])
+        _unique(problems, "devices", [d.id for d in self.devices])
+        _unique(problems, "principals", [p.name for p in self.principals])
         _unique(
+            problems,
             "assets",
             [
                 a.id
@@ -299,30 +352,38 @@ class SiteConfig(_Model):
         for kind, refs in wants.items():
             for where, ref in refs:
                 if ref not in devices:
-                    raise ValueError(f"{where} = {ref!r} names no device in [[devices]]")
-                if devices[ref].kind != kind:
-                    raise ValueError(
+                    problems.append(f"{where} = {ref!r} names no device in [[devices]]")
+                elif devices[ref].kind != kind:
+                    problems.append(
                         f"{where} = {ref!r} must be a {kind}, but that device is a "
                         f"{devices[ref].kind}"
                     )
         seen: dict[tuple[str, int], str] = {}
         for load in self.assets.loads:
-            board = devices[load.board]
+            board = devices.get(load.board)
+            if board is None:
+                continue
             if load.channel > board.channels:
-                raise ValueError(
+                problems.append(
                     f"assets.loads[{load.id}].channel = {load.channel} exceeds the "
                     f"{board.channels} channels of board {board.id!r}"
                 )
             other = seen.setdefault((load.board, load.channel), load.id)
             if other != load.id:
-                raise ValueError(
+                problems.append(
                     f"assets.loads[{load.id}] and assets.loads[{other}] share "
                     f"channel {load.channel} of board {load.board!r}"
                 )
-        _unique("principal tokens", [p.token_sha256 for p in self.principals if p.token_sha256])
+        _unique(
+            problems,
+            "principal tokens",
+            [p.token_sha256 for p in self.principals if p.token_sha256],
+        )
         stdio = self.settings.stdio_principal
         if stdio is not None and stdio not in {p.name for p in self.principals}:
-            raise ValueError(f"settings.stdio_principal = {stdio!r} names no principal")
+            problems.append(f"settings.stdio_principal = {stdio!r} names no principal")
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
     def device(self, device_id: str) -> Device:
@@ -348,11 +409,11 @@ class SiteConfig(_Model):
         raise KeyError(name)
 
 
-def _unique(what: str, values: list[str]) -> None:
+def _unique(problems: list[str], what: str, values: list[str]) -> None:
     seen: set[str] = set()
     for value in values:
         if value in seen:
-            raise ValueError(f"{what} must be unique; {value!r} appears twice")
+            problems.append(f"{what} must be unique; {value!r} appears twice")
         seen.add(value)
 
 
@@ -364,9 +425,26 @@ def hash_token(token: str) -> str:
 def read_toml(path: Path, what: str) -> dict:
     """A TOML file's content, or a ConfigError naming the file and what is wrong."""
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such {what} file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a {what} file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the {what} file: {exc.strerror}") from None
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ConfigError(f"{path}: UTF-16 text; TOML files must be UTF-8 (save it as UTF-8)")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.start} is 0x{data[exc.start]:02x}); "
+            f"a {what} file is TOML"
+        ) from None
+    if "\x00" in text:
+        raise ConfigError(f"{path}: contains NUL bytes; a {what} file is TOML text")
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
 
@@ -396,7 +474,10 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
             or "(top level)"
         )
         msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "missing":
+        if "\n" in msg:  # a model check that found several problems: one line each
+            prefix = "" if where == "(top level)" else f"{where}: "
+            lines.extend(f"  {prefix}{line}" for line in msg.splitlines())
+        elif err["type"] == "missing":
             lines.append(f"  {where}: required field is missing")
         elif err["type"] == "extra_forbidden":
             lines.append(f"  {where}: unknown field (check the spelling)")

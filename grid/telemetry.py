@@ -46,6 +46,37 @@ class Measurement(BaseModel):
     def series(self) -> tuple[str, str, str]:
         return (self.site, self.asset, self.quantity)
 
+    @classmethod
+    def trusted(
+        cls, site: str, asset: str, quantity: str, unit: str, value: float, time: datetime
+    ) -> Measurement:
+        """A GOOD measurement from fields already checked (the gateway's parsed payload).
+
+        `model_construct` costs ~30 us a point in pydantic 2.14, most of the gateway's
+        per-message time; this fills the same slots directly."""
+        m = object.__new__(cls)
+        _set(
+            m,
+            "__dict__",
+            {
+                "site": site,
+                "asset": asset,
+                "quantity": quantity,
+                "unit": unit,
+                "value": value,
+                "time": time,
+                "quality": Quality.GOOD,
+            },
+        )
+        _set(m, "__pydantic_fields_set__", _ALL_FIELDS)
+        _set(m, "__pydantic_extra__", None)
+        _set(m, "__pydantic_private__", None)
+        return m
+
+
+_set = object.__setattr__
+_ALL_FIELDS = frozenset(Measurement.model_fields)
+
 
 class Severity(StrEnum):
     INFO = "info"

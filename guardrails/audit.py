@@ -1,22 +1,32 @@
 """The append-only, hash-chained audit log of every request to act.
 
 Each record carries the hash of the one before, so an edited record breaks its own
-hash, a deleted or reordered one breaks the chain, and a truncated tail no longer
-matches the head hash, which is kept outside the table (a sidecar file) so that
-rewriting the table alone cannot hide it. Triggers refuse UPDATE and DELETE, so
-only someone bypassing gridpilot can change history, and `verify` finds it.
+hash, a deleted or reordered one breaks the chain, and a truncated, extended or
+rebuilt chain no longer ends in the head: the number and hash of the last record,
+kept in an anchor directory apart from the log. Someone who can rewrite the log's
+folder but not the anchor cannot make a changed history verify. Point
+`GRIDPILOT_AUDIT_ANCHOR` at a directory only the gridpilot service may write (its
+default, `anchor/` beside the log, guards against accidents, not against the log's
+other writers). Triggers refuse UPDATE and DELETE.
+
+Appends are safe from several processes at once: a file lock in the anchor
+serializes them, and the head is replaced (under a unique temporary name) while
+the record's transaction still holds the database, so heads land in order.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
+import tempfile
 import threading
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -24,6 +34,7 @@ from grid.store.sqlite import open_db
 from grid.telemetry import UtcTime
 
 GENESIS = "0" * 64
+ANCHOR_ENV = "GRIDPILOT_AUDIT_ANCHOR"
 
 Outcome = Literal[
     "executed",  # every command acknowledged ok
@@ -88,16 +99,36 @@ def _chain_hash(seq: int, prev_hash: str, body: str) -> str:
     return hashlib.sha256(f"{seq}\n{prev_hash}\n{body}".encode()).hexdigest()
 
 
+def anchor_dir_for(path: Path) -> Path:
+    configured = os.environ.get(ANCHOR_ENV)
+    return Path(configured) if configured else path.parent / "anchor"
+
+
 class AuditLog:
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, anchor_dir: Path | None = None) -> None:
+        """`anchor_dir`: where the head lives (default `$GRIDPILOT_AUDIT_ANCHOR`, else
+        `anchor/` beside the log)."""
         self.path = Path(path)
-        self.head_path = self.path.with_name(self.path.name + ".head")
+        anchor = anchor_dir or anchor_dir_for(self.path)
+        anchor.mkdir(parents=True, exist_ok=True)
+        self.head_path = anchor / f"{self.path.name}.head"
+        self._lock_path = anchor / f"{self.path.name}.lock"
         self._db = open_db(self.path, _SCHEMA, durable=True)
         self._lock = threading.Lock()
 
+    @contextlib.contextmanager
+    def _process_lock(self) -> Iterator[IO[str]]:
+        with self._lock_path.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield handle
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     def append(self, entry: AuditEntry) -> AuditRecord:
         body = _canonical(entry)
-        with self._lock:
+        with self._lock, self._process_lock():
+            old_head = self._read_head()
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 last = self._db.execute(
@@ -109,25 +140,34 @@ class AuditLog:
                     "INSERT INTO audit (seq, body, prev_hash, hash) VALUES (?,?,?,?)",
                     (seq, body, prev, digest),
                 )
+                # Head first, then commit: a record is never committed without it.
+                self._write_head(seq, digest)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
+                if old_head is not None:
+                    self._write_head(*old_head)
                 raise
-            self._write_head(seq, digest)
         return AuditRecord(seq=seq, prev_hash=prev, hash=digest, **json.loads(body))
 
     def _write_head(self, seq: int, digest: str) -> None:
-        # Replace atomically: a torn head file would look like tampering.
-        tmp = self.head_path.with_suffix(".tmp")
-        tmp.write_text(f"{seq} {digest}\n")
+        # Replace atomically, under a name of this write's own: a torn or shared
+        # temporary file would look like tampering.
+        fd, tmp = tempfile.mkstemp(dir=self.head_path.parent, prefix=".head-")
+        with os.fdopen(fd, "w") as handle:
+            handle.write(f"{seq} {digest}\n")
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(tmp, self.head_path)
 
     def _read_head(self) -> tuple[int, str] | None:
         try:
             seq, digest = self.head_path.read_text().split()
+            return int(seq), digest
         except FileNotFoundError:
             return None
-        return int(seq), digest
+        except ValueError:
+            return (-1, "unreadable")
 
     def _rows(self, sql: str, args: tuple = ()) -> Iterator[AuditRecord]:
         with self._lock:
@@ -196,7 +236,9 @@ class AuditLog:
         last_seq = rows[-1][1] if rows else 0
         if head is None:
             if rows:
-                problems.append("head file missing: cannot rule out a truncated log")
+                problems.append(f"head {self.head_path} missing: cannot rule out a truncated log")
+        elif head == (-1, "unreadable"):
+            problems.append(f"head {self.head_path} is unreadable (rewritten)")
         elif head != (last_seq, prev):
             problems.append(
                 f"log ends at record {last_seq} but the head says record {head[0]} "

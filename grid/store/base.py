@@ -54,12 +54,14 @@ def open_store(url: str, spool_dir: Path | None = None) -> Store:
     """`sqlite:///path`, `sqlite:///:memory:`, or
     `influxdb[s]://[user:password@]host:port/database[?token=...&create=1]`.
 
-    `spool_dir` is where an InfluxDB store keeps writes it could not deliver.
+    `spool_dir` is where the store keeps writes it could not deliver.
     """
     if url.startswith("sqlite:///"):
         from grid.store.sqlite import SQLiteStore
 
-        return SQLiteStore(url.removeprefix("sqlite:///"))
+        path = url.removeprefix("sqlite:///")
+        spool = spool_dir / f"sqlite-{Path(path).name}.db" if spool_dir else None
+        return SQLiteStore(path, spool_path=spool)
     if url.startswith(("influxdb://", "influxdbs://")):
         from grid.store.influx import InfluxStore
 

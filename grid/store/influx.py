@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Sequence
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -34,6 +35,11 @@ from grid.telemetry import (
 
 log = logging.getLogger(__name__)
 
+
+class StoreUnreachable(StoreError):
+    """The server did not answer; retrying later may cure it."""
+
+
 TELEMETRY = "telemetry"
 EVENTS = "events"
 
@@ -47,18 +53,39 @@ def _ident(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def measurement_line(p: Measurement) -> str:
-    return (
+@lru_cache(maxsize=65_536)
+def _series_key(site: str, asset: str, quantity: str, unit: str) -> str:
+    """Measurement and tags of one series, escaped by influxdb-client's `Point`; built
+    once per series, so a batch costs a string format per point, not an object."""
+    line = (
         Point(TELEMETRY)
-        .tag("site", p.site)
-        .tag("asset", p.asset)
-        .tag("quantity", p.quantity)
-        .tag("unit", p.unit)
-        .field("value", float(p.value))
-        .field("quality", p.quality.value)
-        .time(to_ns(p.time), WritePrecision.NS)
+        .tag("site", site)
+        .tag("asset", asset)
+        .tag("quantity", quantity)
+        .tag("unit", unit)
+        .field("value", 0.0)
+        .time(0, WritePrecision.NS)
         .to_line_protocol()
     )
+    # Tag values escape "=", so the last " value=" is the field's own.
+    return line.rsplit(" value=", 1)[0]
+
+
+def measurement_line(p: Measurement, t_ns: int | None = None) -> str:
+    key = _series_key(p.site, p.asset, p.quantity, p.unit)
+    ns = to_ns(p.time) if t_ns is None else t_ns
+    return f'{key} quality="{p.quality.value}",value={float(p.value)!r} {ns}'
+
+
+def measurement_lines(points: Sequence[Measurement]) -> str:
+    """One body for a batch; the readings of one message share a time, converted once."""
+    lines = []
+    last_time, last_ns = None, 0
+    for p in points:
+        if p.time is not last_time:
+            last_time, last_ns = p.time, to_ns(p.time)
+        lines.append(measurement_line(p, last_ns))
+    return "\n".join(lines)
 
 
 def event_line(e: Event) -> str:
@@ -104,6 +131,7 @@ class InfluxStore:
         self._retry_s = retry_s
         self._next_try = 0.0
         self._lock = threading.Lock()
+        self._create_pending = False
 
     @classmethod
     def from_url(cls, url: str, spool_dir: Path | None = None) -> InfluxStore:
@@ -126,14 +154,20 @@ class InfluxStore:
             spool_path=spool_dir / f"influx-{parts.hostname}-{parts.port or 8086}-{database}.db",
         )
         if options.get("create") in {"1", "true", "yes"}:
-            store.create_database()
+            try:
+                store.create_database()
+            except StoreUnreachable:
+                # Start anyway and spool: the database is created before the first
+                # write that reaches the server.
+                log.warning("InfluxDB at %s unreachable; database created later", base)
+                store._create_pending = True
         return store
 
     # -- writing ---------------------------------------------------------------
 
     def write(self, points: Sequence[Measurement]) -> None:
         if points:
-            self._deliver("\n".join(measurement_line(p) for p in points), len(points))
+            self._deliver(measurement_lines(points), len(points))
 
     def write_events(self, events: Sequence[Event]) -> None:
         if events:
@@ -179,6 +213,13 @@ class InfluxStore:
         now = time.monotonic()
         if now < self._next_try:
             return False
+        if self._create_pending:
+            try:
+                self.create_database()
+            except StoreUnreachable:
+                self._next_try = now + self._retry_s
+                return False
+            self._create_pending = False
         try:
             response = self._http.post(
                 "/write",
@@ -209,7 +250,7 @@ class InfluxStore:
         try:
             response = self._http.request(method, "/query", params=params)
         except httpx2.TransportError as exc:
-            raise StoreError(f"InfluxDB at {self.base_url} unreachable: {exc}") from None
+            raise StoreUnreachable(f"InfluxDB at {self.base_url} unreachable: {exc}") from None
         if response.status_code != 200:
             raise StoreError(
                 f"InfluxDB query failed ({response.status_code}): {response.text[:300]}"

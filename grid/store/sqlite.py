@@ -1,13 +1,20 @@
-"""The embedded store: one SQLite file in WAL mode, safe to share between threads."""
+"""The embedded store: one SQLite file in WAL mode, safe to share between threads.
+
+A write SQLite cannot take (disk full, file read-only, locked past its timeout)
+goes to a `Spool` in another file and is replayed, in order, before the next
+write, as the InfluxDB store does with an unreachable server.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from grid.telemetry import (
     Aggregate,
@@ -18,6 +25,11 @@ from grid.telemetry import (
     from_ns,
     to_ns,
 )
+
+if TYPE_CHECKING:
+    from grid.store.spool import Spool
+
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS telemetry (
@@ -59,21 +71,80 @@ def open_db(path: str | Path, schema: str, *, durable: bool) -> sqlite3.Connecti
 
 
 class SQLiteStore:
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, spool_path: Path | None = None) -> None:
         self.path = str(path)
         # NORMAL: telemetry lost in a power cut is seconds of readings, not decisions.
         self._db = open_db(self.path, _SCHEMA, durable=False)
         self._lock = threading.Lock()
+        if spool_path is None:
+            spool_path = (
+                Path("var/spool/sqlite-memory.db")
+                if self.path == ":memory:"
+                else Path(self.path).with_name(Path(self.path).name + ".spool")
+            )
+        self._spool_path = spool_path
+        self._spool: Spool | None = None  # opened on the first failed write
 
     def write(self, points: Sequence[Measurement]) -> None:
-        rows = [
-            (p.site, p.asset, p.quantity, to_ns(p.time), p.value, p.unit, p.quality.value)
-            for p in points
-        ]
+        rows = []
+        last_time, last_ns = None, 0
+        for p in points:
+            # The readings of one message share one time: convert it once.
+            if p.time is not last_time:
+                last_time, last_ns = p.time, to_ns(p.time)
+            rows.append((p.site, p.asset, p.quantity, last_ns, p.value, p.unit, p.quality.value))
+        if not rows:
+            return
         with self._lock:
+            if self._replay_locked():
+                try:
+                    self._insert(rows)
+                    return
+                except sqlite3.Error as exc:
+                    log.warning("SQLite write of %d points failed (%s); spooling", len(rows), exc)
+            self._open_spool().append(json.dumps(rows), len(rows))
+
+    def _insert(self, rows: list[tuple]) -> None:
+        try:
             self._db.execute("BEGIN")
             self._db.executemany("INSERT OR REPLACE INTO telemetry VALUES (?,?,?,?,?,?,?)", rows)
             self._db.execute("COMMIT")
+        except sqlite3.Error:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+
+    def _open_spool(self) -> Spool:
+        if self._spool is None:
+            from grid.store.spool import Spool
+
+            self._spool = Spool(self._spool_path)
+        return self._spool
+
+    def _replay_locked(self) -> bool:
+        """Replay spooled batches oldest first; True when none is left."""
+        if self._spool is None:
+            if not self._spool_path.exists():
+                return True
+            self._open_spool()
+        assert self._spool is not None
+        while (batch := self._spool.oldest()) is not None:
+            batch_id, body = batch
+            try:
+                self._insert([tuple(row) for row in json.loads(body)])
+            except sqlite3.Error:
+                return False
+            self._spool.remove(batch_id)
+        return True
+
+    def flush(self) -> bool:
+        """Replay the spool now; True when it is empty afterwards."""
+        with self._lock:
+            return self._replay_locked()
+
+    def pending_points(self) -> int:
+        with self._lock:
+            return self._spool.pending_points() if self._spool is not None else 0
 
     def query(
         self,
@@ -177,3 +248,5 @@ class SQLiteStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            if self._spool is not None:
+                self._spool.close()

@@ -12,9 +12,14 @@ from tests.services.process import ServerProcess, free_port, port_open, require_
 
 class MosquittoServer(ServerProcess):
     def __init__(
-        self, root: Path, persistence: bool = False, auth: str = "allow_anonymous true\n"
+        self,
+        root: Path,
+        persistence: bool = False,
+        auth: str = "allow_anonymous true\n",
+        extra_config: str = "",
     ) -> None:
-        """`auth`: the access lines of the config (password_file, acl_file, ...)."""
+        """`auth`: the access lines of the config (password_file, acl_file, ...);
+        `extra_config`: further broker settings (queue limits for the benches)."""
         binary = require_binary("mosquitto", "/usr/sbin/mosquitto")
         self.port = free_port()
         config = root / "mosquitto.conf"
@@ -28,7 +33,7 @@ class MosquittoServer(ServerProcess):
         config.write_text(
             f"listener {self.port} 127.0.0.1\n{auth}{stored}log_dest stdout\n"
             # as a deployed broker should be: small control messages are not held back
-            "set_tcp_nodelay true\n"
+            "set_tcp_nodelay true\n" + extra_config
         )
         super().__init__(
             [binary, "-c", str(config)],
