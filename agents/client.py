@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio
+import anyio.abc
 import httpx2
 from mcp import Client, StdioServerParameters
 from pydantic import BaseModel
@@ -98,47 +99,75 @@ class Session:
         self.target = target
         self.backoff = backoff or Backoff()
         self._options = client_options or {}
-        self._stack: AsyncExitStack | None = None
+        self._tg: anyio.abc.TaskGroup | None = None
         self._client: Client | None = None
+        self._done: anyio.Event | None = None
+        self._finished: anyio.Event | None = None
         self.connects = 0  # how many times a connection was made (1 + reconnects)
 
     async def __aenter__(self) -> Session:
-        await self.connect()
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        try:
+            await self.connect()
+        except BaseException:
+            self._tg.cancel_scope.cancel()
+            await self._tg.__aexit__(None, None, None)
+            raise
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
         await self._close()
+        assert self._tg is not None
+        self._tg.cancel_scope.cancel()
+        await self._tg.__aexit__(None, None, None)
 
     async def _open(self) -> None:
-        stack = AsyncExitStack()
-        try:
-            t = self.target
-            if t.url is not None:
-                from mcp.client.streamable_http import streamable_http_client
+        """Connect in a task of the session's own: the SDK client's task group cancels
+        the task that entered it when the transport dies, and that must not be the
+        daemon's task."""
+        assert self._tg is not None
+        ready, done, finished = anyio.Event(), anyio.Event(), anyio.Event()
+        box: dict[str, Any] = {}
 
-                headers = {"Authorization": f"Bearer {t.token}"} if t.token else {}
-                http = await stack.enter_async_context(
-                    httpx2.AsyncClient(headers=headers, timeout=60)
-                )
-                server: Any = streamable_http_client(t.url, http_client=http)
-            else:
-                server = t.stdio if t.stdio is not None else t.server
-            self._client = await stack.enter_async_context(Client(server, **self._options))
-        except BaseException:
-            await stack.aclose()
-            raise
-        self._stack = stack
+        async def keep() -> None:
+            try:
+                async with AsyncExitStack() as stack:
+                    box["client"] = await stack.enter_async_context(
+                        Client(await self._server(stack), **self._options)
+                    )
+                    ready.set()
+                    await done.wait()
+            except Exception as exc:  # a dead transport: reported to whoever calls next
+                box["error"] = exc
+            finally:
+                ready.set()
+                finished.set()
+
+        self._tg.start_soon(keep)
+        await ready.wait()
+        if "client" not in box:
+            raise box.get("error") or ConnectionError("the session closed while connecting")
+        self._client, self._done, self._finished = box["client"], done, finished
         self.connects += 1
 
+    async def _server(self, stack: AsyncExitStack) -> Any:
+        t = self.target
+        if t.url is None:
+            return t.stdio if t.stdio is not None else t.server
+        from mcp.client.streamable_http import streamable_http_client
+
+        headers = {"Authorization": f"Bearer {t.token}"} if t.token else {}
+        http = await stack.enter_async_context(httpx2.AsyncClient(headers=headers, timeout=60))
+        return streamable_http_client(t.url, http_client=http)
+
     async def _close(self) -> None:
-        stack, self._stack, self._client = self._stack, None, None
-        if stack is not None:
-            # No cancel scope of our own around this: the client's task group must be
-            # exited in the scope it was entered in.
-            try:
-                await stack.aclose()
-            except Exception:  # a dead transport often fails to close; it is gone anyway
-                log.debug("closing a broken session", exc_info=True)
+        done, finished = self._done, self._finished
+        self._client = self._done = self._finished = None
+        if done is not None and finished is not None:
+            done.set()
+            with anyio.move_on_after(5):
+                await finished.wait()
 
     async def connect(self) -> None:
         """Connect, retrying with back-off until it works (or the caller is cancelled)."""

@@ -27,11 +27,12 @@ PRIORITY = 90  # safety daemons 80-100; outranks every economic daemon
 class Settings:
     band_hz: tuple[float, float] = (49.8, 50.2)  # act outside this
     calm_band_hz: tuple[float, float] = (49.9, 50.1)  # restore only inside this
-    ramp_kw_per_min: float = 20.0  # net-load change that counts as a steep ramp
+    ramp_kw_per_min: float = 20.0  # net-load rise that counts as a steep ramp
     near_limit_fraction: float = 0.9  # of the import limit
     calm_fraction: float = 0.75
     escalate_s: float = 30.0  # simulated s between escalation steps while trouble lasts
     calm_s: float = 120.0  # simulated s of calm before restoring
+    restore_step_kw: float = 8.0  # battery eased back by at most this per step
     relay_dwell_s: float = 300.0  # the site's dwell: restoring waits for it
     peaker_min_up_s: float = 1800.0
     lease_s: float = 900.0
@@ -62,12 +63,9 @@ def trouble(state: State, assets: Assets, cfg: Settings, memory: Memory) -> list
     if imp is not None and memory.last_seen is not None:
         then, before = memory.last_seen
         minutes = (state.time - then).total_seconds() / 60
-        if (
-            minutes > 0
-            and abs(imp - before) / minutes >= cfg.ramp_kw_per_min
-            and (abs(imp - before) >= 0.2 * limit)
-        ):
-            why.append(f"net load ramped {imp - before:+.1f} kW in {minutes * 60:.0f} s")
+        rise = imp - before  # only a rise: a fall is often our own doing, and harmless
+        if minutes > 0 and rise / minutes >= cfg.ramp_kw_per_min and rise >= 0.2 * limit:
+            why.append(f"net load ramped {rise:+.1f} kW in {minutes * 60:.0f} s")
     return why
 
 
@@ -171,6 +169,8 @@ def _escalate(
 
 def _restore(state: State, assets: Assets, memory: Memory, cfg: Settings) -> list[Decision]:
     now, imp = state.time, state.grid_import_kw or 0.0
+    if _since(now, memory.last_step_at) < cfg.escalate_s:
+        return []  # one undoing step at a time, each given time to settle
     # Highest priority back first; each only if it fits well under the limit.
     for load in sorted(assets.sheddable(), key=lambda a: -(a.priority or 0)):
         if load.id not in memory.shed:
@@ -198,6 +198,16 @@ def _restore(state: State, assets: Assets, memory: Memory, cfg: Settings) -> lis
         ]
     if memory.battery_set is not None:
         b = memory.battery_set
+        now_kw = state.battery_kw.get(b) or 0.0
+        if abs(now_kw) > cfg.restore_step_kw:  # ease off: a sudden step is a ramp too
+            eased = now_kw - cfg.restore_step_kw * (1 if now_kw > 0 else -1)
+            return [
+                Decision(
+                    reason=f"stable: easing {b} from {now_kw:.1f} to {eased:.1f} kW",
+                    calls=[calls.set_power(b, eased, "grid response: stable again, easing off")],
+                    effect=f"eased:{b}",
+                )
+            ]
         return [
             Decision(
                 reason=f"stable: {b} back to idle, handing it back",
@@ -230,7 +240,9 @@ def remember(memory: Memory, decision: Decision, now: datetime) -> None:
         memory.peaker_started[asset] = now
     elif kind == "shed":
         memory.shed[asset] = now
-    elif kind == "restored":
+    if kind in ("restored", "stopped", "eased", "idle"):
+        memory.last_step_at = now
+    if kind == "restored":
         memory.shed.pop(asset, None)
     elif kind == "stopped":
         memory.peaker_started.pop(asset, None)
