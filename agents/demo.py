@@ -16,6 +16,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from agents.client import Target
+from agents.fleet import Fleet
 from grid.config import SiteConfig, hash_token, load_site
 from grid.profiles import as_telemetry, generate
 from guardrails.principals import caller_named
@@ -79,6 +81,7 @@ def run_demo(
     )
     runtime = open_runtime(site, speed=speed)
     server = BackgroundServer(http_app(runtime, "127.0.0.1", port), "127.0.0.1", port)
+    fleet = None
     try:
         server.start()
         url = f"http://127.0.0.1:{port}/mcp"
@@ -101,6 +104,7 @@ def run_demo(
             runtime, caller_named(site, "agent"), plan.OptimizeRequest(horizon_hours=24)
         )
         console.print(f"plan {made.plan_id} ({made.status}): {made.explanation}")
+        fleet = start_daemons(site, url, console)
         deadline = None if seconds is None else time.monotonic() + seconds
         while deadline is None or time.monotonic() < deadline:
             time.sleep(min(5.0, max(0.0, (deadline or 1e18) - time.monotonic())))
@@ -108,8 +112,29 @@ def run_demo(
     except KeyboardInterrupt:
         console.print("stopping")
     finally:
+        if fleet is not None:
+            fleet.stop()
         server.stop()
         runtime.close()
+
+
+def start_daemons(site: SiteConfig, url: str, console: Console) -> Fleet | None:
+    """The three daemons, as MCP clients over HTTP with their own demo tokens."""
+    from agents.cli import DAEMONS, make_daemon
+
+    tokens = demo_tokens(site)
+    members = [
+        (make_daemon(name), Target(url=url, token=tokens[principal]))
+        for name, (_m, _c, principal, _w) in DAEMONS.items()
+        if principal in tokens
+    ]
+    if not members:
+        return None
+    fleet = Fleet(members)
+    fleet.start()
+    names = ", ".join(d.role for d, _t in members)
+    console.print(f"daemons running: {names} (see .venv/bin/gridpilot audit tail)")
+    return fleet
 
 
 def _wait_for_telemetry(rt: Runtime, timeout_s: float = 30.0) -> None:
