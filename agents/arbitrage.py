@@ -71,6 +71,17 @@ def decide(seen: Seen, cfg: Settings, lease_s: float) -> list[Decision]:
             f"(battery {planned_kw:+.1f} kW)",
             calls=[hold, calls.dispatch(plan["plan_id"], plan["plan_hash"])],
             effect=step,
+            fallback=Decision(
+                reason=f"dispatch of plan {plan['plan_id']} refused: its battery setpoint "
+                f"{planned_kw:+.1f} kW alone",
+                calls=[
+                    hold,
+                    calls.set_power(
+                        cfg.battery, planned_kw, f"arbitrage: battery share of {plan['plan_id']}"
+                    ),
+                ],
+                effect=step,
+            ),
         )
     ]
 

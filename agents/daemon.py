@@ -31,10 +31,17 @@ log = logging.getLogger("agents")
 READ_TOOLS = {"grid_state", "list_assets", "forecast", "optimize", "grid_history", "policy"}
 
 
+# Refusals that say nothing about the daemon's right to act: a fallback would fare no better.
+NO_FALLBACK = {"lease", "kill_switch", "role", "rate_limit"}
+
+
 class Decision(BaseModel):
     reason: str
     calls: list[Call] = []
     effect: str = ""  # what the daemon remembers once every call succeeded
+    # Tried when a call is refused by a guardrail (other than NO_FALLBACK), e.g. the
+    # battery's share of a plan whose PV step an interlock refused.
+    fallback: Decision | None = None
 
 
 class CallRecord(BaseModel):
@@ -106,6 +113,16 @@ async def carry_out(daemon: Daemon, session: Session, decision: Decision, dry_ru
             break
     if done:
         daemon.acted(decision, results)
+    rule = results[-1].refused_rule if results and not done else None
+    if decision.fallback is not None and rule is not None and rule not in NO_FALLBACK:
+        log_outcome(_outcome(daemon, decision, dry_run, records, done))
+        return await carry_out(daemon, session, decision.fallback, dry_run)
+    return _outcome(daemon, decision, dry_run, records, done)
+
+
+def _outcome(
+    daemon: Daemon, decision: Decision, dry_run: bool, records: list[CallRecord], done: bool
+) -> Outcome:
     return Outcome(
         role=daemon.role,
         at=datetime.now(UTC),
