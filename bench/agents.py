@@ -9,7 +9,9 @@ time-of-use prices plus the demand charge on the period's peak, prorated to the 
 run. Switchings come from the audit log. (The simulator's noise follows wall-clock
 step timing, so runs are the same day, not bit-identical.)
 
-Run as `python -m bench.agents [HOURS] [SPEED]` (defaults 6 h at 240x).
+Run as `python -m bench.agents [HOURS] [SPEED]` (defaults 6 h at 240x), and
+`python -m bench.agents peak [HOURS] [SPEED]` for the peak shaver against rule-based
+shedding on the EV morning peak (4 h at 240x).
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from typing import Any
 import anyio
 
 from agents.arbitrage import Arbitrage, Settings
-from agents.calls import set_power
+from agents.calls import relay, set_power
 from agents.client import Session, Target, ToolResult
 from agents.daemon import Decision, observe_state, run
 from agents.demo import seed_history
+from agents.peak_shaver import PeakShaver
+from agents.peak_shaver import Settings as ShaverSettings
 from agents.view import State, parse_state
 from bench._report import report
 from grid.clock import SimClock
@@ -39,6 +43,10 @@ from tools.runtime import Runtime, open_runtime
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "site.toml"
 START = datetime(2026, 1, 6, 12, 0, tzinfo=UTC)  # 13:00 in Berlin: the evening peak ahead
+PEAK_START = datetime(2026, 1, 6, 6, 0, tzinfo=UTC)  # 07:00 in Berlin: the EV morning peak
+PEAK_THRESHOLD_KW = 28.0
+SHEDDABLE = {"ev-chargers": 2, "hvac-office": 4}  # load -> priority (shed lowest first)
+NOMINAL = {"ev-chargers": 22.0, "hvac-office": 10.0}
 
 
 class RuleBased:
@@ -77,6 +85,40 @@ class RuleBased:
 
     def held(self) -> list[str]:
         return []
+
+
+class RuleShedding(RuleBased):
+    """The rule-based peak controller: self-consumption battery, and above the
+    threshold shed the lowest-priority load that is on; restore once the import has
+    room for it again (a refusal, e.g. the dwell, is simply tried again later)."""
+
+    def __init__(self, threshold_kw: float) -> None:
+        super().__init__()
+        self.threshold_kw = threshold_kw
+        self.shed: list[str] = []
+
+    def decide(self, state: State) -> list[Decision]:
+        out = super().decide(state)
+        imp = state.grid_import_kw
+        if imp is None:
+            return out
+        on = [r.load for r in state.relays if r.on and r.load in SHEDDABLE]
+        if imp > self.threshold_kw and on:
+            load = min(on, key=SHEDDABLE.get)
+            out.append(Decision(reason=f"shed {load}", calls=[relay(load, False, "rule: peak")]))
+        elif self.shed and imp + NOMINAL[self.shed[-1]] < self.threshold_kw - 3:
+            load = self.shed[-1]
+            out.append(Decision(reason=f"restore {load}", calls=[relay(load, True, "rule: room")]))
+        return out
+
+    def acted(self, decision: Decision, results: list[ToolResult]) -> None:
+        call = decision.calls[0]
+        if call.tool != "toggle_relay":
+            return super().acted(decision, results)
+        if call.arguments["on"]:
+            self.shed.remove(call.arguments["load"])
+        else:
+            self.shed.append(call.arguments["load"])
 
 
 def site_in(root: Path, broker_url: str):
@@ -120,16 +162,24 @@ def cost(rt: Runtime, start: datetime, end: datetime) -> dict[str, float]:
     }
 
 
-def one_run(name: str, daemon: Any, token: str, hours: float, speed: float, broker) -> dict:
+def one_run(
+    name: str,
+    daemon: Any,
+    token: str,
+    hours: float,
+    speed: float,
+    broker,
+    start: datetime = START,
+) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         site = site_in(Path(tmp), broker.url)
-        rt = open_runtime(site, clock=SimClock(start=START, speed=speed), simulate=True)
+        rt = open_runtime(site, clock=SimClock(start=start, speed=speed), simulate=True)
         port = free_port()
         server = BackgroundServer(http_app(rt, "127.0.0.1", port), "127.0.0.1", port)
         try:
             server.start()
             seed_history(rt)
-            end = START + timedelta(hours=hours)
+            end = start + timedelta(hours=hours)
 
             async def main() -> None:
                 target = Target(url=f"http://127.0.0.1:{port}/mcp", token=token)
@@ -142,13 +192,61 @@ def one_run(name: str, daemon: Any, token: str, hours: float, speed: float, brok
 
             anyio.run(main)
             rt.field_side.gateway.flush()
-            return cost(rt, START, end)
+            return cost(rt, start, end)
         finally:
             server.stop()
             rt.close()
 
 
+def peak_table(hours: float, speed: float, broker) -> None:
+    def run_one(daemon: Any, token: str) -> dict:
+        return one_run("peak", daemon, token, hours, speed, broker, PEAK_START)
+
+    shaver = PeakShaver(ShaverSettings(threshold_kw=PEAK_THRESHOLD_KW), interval_s=1.0)
+    runs = {
+        "no control": run_one(None, "demo-viewer-token"),
+        "rule-based shedding": run_one(RuleShedding(PEAK_THRESHOLD_KW), "demo-agent-token"),
+        "peak-shaver daemon": run_one(shaver, "demo-peak-shaving-token"),
+    }
+    rows = [
+        [
+            name,
+            f"{r['peak']:.1f}",
+            "yes" if r["peak"] <= PEAK_THRESHOLD_KW else "no",
+            str(r["switchings"]),
+            str(r["actions"]),
+            f"{r['total']:.2f}",
+        ]
+        for name, r in runs.items()
+    ]
+    report(
+        "agents_peak",
+        f"Peak shaving through MCP: {hours:g} h from {PEAK_START:%Y-%m-%d %H:%M} UTC at "
+        f"{speed:g}x, threshold {PEAK_THRESHOLD_KW:g} kW",
+        [
+            "controller",
+            "peak kW (15-min mean)",
+            "under threshold",
+            "switchings",
+            "actions",
+            "total EUR",
+        ],
+        rows,
+    )
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["peak"]:
+        hours = float(sys.argv[2]) if len(sys.argv) > 2 else 4.0
+        speed = float(sys.argv[3]) if len(sys.argv) > 3 else 240.0
+        with tempfile.TemporaryDirectory() as tmp:
+            broker = MosquittoServer(Path(tmp))
+            broker.start()
+            try:
+                peak_table(hours, speed, broker)
+            finally:
+                broker.stop()
+        return
     hours = float(sys.argv[1]) if len(sys.argv) > 1 else 6.0
     speed = float(sys.argv[2]) if len(sys.argv) > 2 else 240.0
     with tempfile.TemporaryDirectory() as tmp:
