@@ -169,13 +169,22 @@ async def test_grid_response_answers_a_frequency_event_and_outranks_arbitrage(
         tg.cancel_scope.cancel()
     battery_to(rt, 0.0)
 
+    # From the stored meter readings: how long after the response the frequency was
+    # back in band. (Injection to response depends on how busy the machine is, since
+    # the simulated clock runs 30x the wall; it is printed, not asserted.)
+    acted_at = executed[0].time
+    rt.field_side.gateway.flush()
     samples = rt.store.query(rt.site.site.name, "grid", "frequency_hz", injected, back)
-    recovered_s = (back - injected).total_seconds()
+    before = [x for x in samples if x.time <= acted_at]
+    after = [x for x in samples if x.time > acted_at]
+    assert any(not BAND[0] <= x.value <= BAND[1] for x in before), before
+    first_in = next(x for x in after if BAND[0] <= x.value <= BAND[1])
     print(
-        f"\nfrequency event: {out_of_band:.3f} Hz after the sag; back in band "
-        f"{recovered_s:.0f} simulated s after the fault ({len(samples)} samples)"
+        f"\nfrequency event: {out_of_band:.3f} Hz after the sag; grid response acted "
+        f"{(acted_at - injected).total_seconds():.0f} simulated s after the fault; back in "
+        f"band {(first_in.time - acted_at).total_seconds():.0f} simulated s after that"
     )
-    assert recovered_s < 120
+    assert (first_in.time - acted_at).total_seconds() <= 30
 
 
 async def test_daemon_rides_out_a_server_restart_without_acting_twice(
