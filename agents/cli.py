@@ -1,4 +1,4 @@
-"""Commands of the top room: `gridpilot demo` and `gridpilot agent run|llm|list`."""
+"""`gridpilot agent run|llm|list`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from grid.cli import DEFAULT_SITE, SiteOption, console, err_console
+from grid.cli import console, err_console
 
 agent_app = typer.Typer(
     help="Run the daemons and the LLM agent, each an MCP client under its own identity.",
@@ -174,24 +174,5 @@ def llm(
     console.print(f"transcript {transcript.id}: {path} ({transcript.stopped_because})")
 
 
-def demo(
-    site_path: SiteOption = DEFAULT_SITE,
-    speed: Annotated[
-        float, typer.Option(min=1, max=10_000, help="Simulated-clock speed (60 = an hour a minute)")
-    ] = 60.0,
-    port: Annotated[int, typer.Option(min=1, max=65535, help="MCP HTTP port")] = 8765,
-    seconds: Annotated[
-        float | None,
-        typer.Option(min=1, help="Stop after this many seconds (default: until Ctrl-C)"),
-    ] = None,
-) -> None:
-    """Run the whole site on embedded defaults: broker, simulator, gateway, SQLite,
-    guardrails and the MCP server over HTTP; print the endpoint and demo tokens."""
-    from agents.demo import run_demo
-
-    run_demo(site_path, speed, port, seconds, console)
-
-
 def register(app: typer.Typer) -> None:
-    app.command("demo")(demo)
     app.add_typer(agent_app, name="agent")

@@ -28,10 +28,11 @@ from agents.arbitrage import Arbitrage, Settings
 from agents.calls import relay, set_power
 from agents.client import Session, Target, ToolResult
 from agents.daemon import Decision, observe_state, run
-from agents.demo import seed_history
 from agents.peak_shaver import PeakShaver
 from agents.peak_shaver import Settings as ShaverSettings
 from agents.view import State, parse_state
+from app.demo import seed_history
+from app.runtime import Runtime, open_runtime
 from bench._report import report
 from grid.clock import SimClock
 from grid.config import load_site
@@ -39,7 +40,6 @@ from grid.tariff import prices_eur_per_kwh
 from mcp_server.http import BackgroundServer, http_app
 from tests.services.mosquitto import MosquittoServer
 from tests.services.process import free_port
-from tools.runtime import Runtime, open_runtime
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "site.toml"
 START = datetime(2026, 1, 6, 12, 0, tzinfo=UTC)  # 13:00 in Berlin: the evening peak ahead

@@ -10,7 +10,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 from grid.config import SiteConfig
 from guardrails.principals import Caller, caller_for_token
-from tools.runtime import Runtime
+from tools.context import Runtime
 
 
 class SiteTokenVerifier:

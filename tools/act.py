@@ -11,7 +11,7 @@ from grid.errors import PolicyRefusal
 from guardrails.actuator import ActuationResult
 from guardrails.policy import Action
 from guardrails.principals import Caller
-from tools.runtime import Runtime
+from tools.context import Runtime
 
 Reason = Annotated[
     str,

@@ -20,7 +20,7 @@ from optimization.inputs import InitialState, PlanInputs
 from optimization.plan import CostBreakdown, StepSetpoints
 from optimization.solve import plan as solve_plan
 from tools.act import ActionOutcome, outcome_of
-from tools.runtime import Runtime
+from tools.context import Runtime
 
 MAX_HORIZON_H = 24
 

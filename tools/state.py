@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from grid.telemetry import Aggregate
 from guardrails.principals import Caller, Capability
-from tools.runtime import Runtime
+from tools.context import Runtime
 
 MAX_HISTORY_POINTS = 5_000
 

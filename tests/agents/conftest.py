@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from app.runtime import Runtime, open_runtime
 from grid.clock import SimClock
 from mcp_server.http import BackgroundServer, http_app
 from tests.mcp_server.conftest import broker, site_for, wait_for_telemetry
 from tests.services.process import free_port
-from tools.runtime import Runtime, open_runtime
 
 __all__ = ["broker"]
 SPEED = 30.0

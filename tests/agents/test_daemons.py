@@ -20,7 +20,7 @@ from agents.arbitrage import Settings as ArbitrageSettings
 from agents.client import Backoff, Session, Target
 from agents.daemon import Outcome, run
 from agents.grid_response import GridResponse, Settings
-from tools.runtime import Runtime
+from app.runtime import Runtime
 from edge.sim.faults import Fault
 from guardrails.principals import caller_named
 from tests.agents.conftest import Endpoint

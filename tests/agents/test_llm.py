@@ -17,8 +17,8 @@ import pytest
 
 from agents.client import Session, Target
 from agents.llm import Limits, run_llm
+from app.runtime import Runtime
 from tests.agents.conftest import Endpoint
-from tools.runtime import Runtime
 
 Turn = Callable[[list[dict[str, Any]]], dict[str, Any]]
 

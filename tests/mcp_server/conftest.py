@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from mcp import StdioServerParameters
 
+from app.runtime import Runtime, open_runtime
 from grid.clock import SimClock
 from grid.config import SiteConfig, load_site
 from mcp_server.http import BackgroundServer, http_app
 from tests.services.mosquitto import MosquittoServer
 from tests.services.process import free_port
-from tools.runtime import Runtime, open_runtime
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "site.toml"
 SPEED = 10.0

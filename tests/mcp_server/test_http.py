@@ -10,8 +10,8 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from app.runtime import Runtime
 from tests.mcp_server.scenario import every_tool_as_admin, ok, refused
-from tools.runtime import Runtime
 
 
 @asynccontextmanager

@@ -18,12 +18,12 @@ from rich.table import Table
 
 from agents.client import Target
 from agents.fleet import Fleet
+from app.runtime import Runtime, open_runtime
 from grid.config import SiteConfig, hash_token, load_site
 from grid.profiles import as_telemetry, generate
 from guardrails.principals import caller_named
 from mcp_server.http import BackgroundServer, http_app
 from tools import plan, state
-from tools.runtime import Runtime, open_runtime
 
 
 def demo_tokens(site: SiteConfig) -> dict[str, str]:
