@@ -19,6 +19,7 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
+from app.runtime import open_runtime
 from bench._report import p50_p95, report
 from edge.mqtt import connect, make_client
 from edge.protocol import Command, encode, topic
@@ -27,7 +28,6 @@ from grid.config import load_site
 from guardrails.policy import Action
 from guardrails.principals import caller_named
 from tests.services.mosquitto import MosquittoServer
-from tools.runtime import open_runtime
 
 N = 300
 EXAMPLE = Path(__file__).parents[1] / "examples" / "site.toml"

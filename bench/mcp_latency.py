@@ -18,6 +18,7 @@ import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from app.runtime import open_runtime
 from bench._report import p50_p95, report
 from grid.clock import SimClock
 from mcp_server.http import BackgroundServer, http_app
@@ -29,7 +30,6 @@ from tests.mcp_server.conftest import (
 )
 from tests.services.mosquitto import MosquittoServer
 from tests.services.process import free_port
-from tools.runtime import open_runtime
 
 CALLS = {"ping": 200, "grid_state": 200, "forecast": 50, "optimize": 10}
 ARGS: dict[str, dict[str, Any]] = {

@@ -20,7 +20,7 @@ from guardrails.principals import Caller
 from optimization.baselines import SHED_AT_FRACTION
 from optimization.plan import CostBreakdown
 from tools import plan, review, state
-from tools.runtime import Runtime
+from tools.context import Runtime
 
 SLOW_TTL_S = 30.0
 HISTORY_HOURS = 12

@@ -21,7 +21,7 @@ from starlette.routing import Mount, Route
 
 from dashboard.data import Dashboard
 from guardrails.principals import Caller, caller_for_token
-from tools.runtime import Runtime
+from tools.context import Runtime
 
 PREFIX = "/dashboard"
 STATIC = Path(__file__).parent / "static"

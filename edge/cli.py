@@ -108,7 +108,7 @@ def sim_fault(
         typer.Argument(
             help="pv_shading, voltage_spike, voltage_sag, "
             "battery_overtemp, inverter_trip, soc_bias, stuck_sensor, "
-            "dropped_sensor, device_offline, false_data_injection"
+            "dropped_sensor, device_offline, false_data_injection, frequency_sag"
         ),
     ],
     device: Annotated[str, typer.Option("--device", "-d", help="Device id to break.")],

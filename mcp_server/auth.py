@@ -13,7 +13,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from grid.config import SiteConfig
 from guardrails.audit import AuditEntry, AuditLog
 from guardrails.principals import Caller, caller_for_token, caller_named
-from tools.runtime import Runtime
+from tools.context import Runtime
 
 
 class SiteTokenVerifier:

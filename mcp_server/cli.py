@@ -47,9 +47,9 @@ def stdio(
 ) -> None:
     """MCP over stdin/stdout, acting as the site file's stdio_principal (for Claude
     Desktop and other local clients). Logs go to stderr; stdout carries only protocol."""
+    from app.runtime import open_runtime
     from guardrails.principals import caller_named
     from mcp_server.server import build_server
-    from tools.runtime import open_runtime
 
     site = load_site(site_path)
     name = site.settings.stdio_principal
@@ -94,7 +94,7 @@ def serve(
 ) -> None:
     """MCP over streamable HTTP at /mcp; every request needs a bearer token from the site
     file (401 otherwise)."""
-    from tools.runtime import open_runtime
+    from app.runtime import open_runtime
 
     runtime = open_runtime(load_site(site_path), speed=speed, simulate=simulate)
     mode = ", read-only" if read_only else ""

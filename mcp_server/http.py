@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 
 from mcp_server.auth import AuditedGate
 from mcp_server.server import build_server
-from tools.runtime import Runtime
+from tools.context import Runtime
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 

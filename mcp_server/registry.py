@@ -27,7 +27,7 @@ from guardrails.principals import Caller
 from mcp_server.auth import ServerState, current_caller
 from mcp_server.errors import clip_arguments, first_problem, run_tool, tool_error
 from tools import act, plan, review, state
-from tools.runtime import Runtime
+from tools.context import Runtime
 
 READ = ToolAnnotations(
     read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False

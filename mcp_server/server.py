@@ -17,7 +17,7 @@ from mcp_server.auth import ServerState, SiteTokenVerifier, current_caller
 from mcp_server.content import register_prompts, register_resources
 from mcp_server.errors import clip_arguments, tool_error
 from mcp_server.registry import SPECS, make_tools
-from tools.runtime import Runtime
+from tools.context import Runtime
 
 INSTRUCTIONS = """\
 gridpilot operates one power site (loads on relays, PV, a battery, a gas peaker, a grid

@@ -37,10 +37,10 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
+from app.runtime import open_runtime
 from grid.clock import SimClock
 from grid.config import load_site
 from mcp_server.http import BackgroundServer, http_app
-from tools.runtime import open_runtime
 
 SUITE = "@modelcontextprotocol/conformance@0.1.16"
 EXAMPLE = Path(__file__).parents[1] / "examples" / "site.toml"

@@ -12,7 +12,7 @@ from guardrails.actuator import ActuationResult
 from guardrails.policy import Action
 from guardrails.principals import Caller
 from tools import fields
-from tools.runtime import Runtime
+from tools.context import Runtime
 
 Reason = fields.Text("Why, in a sentence: kept in the audit log", max_length=500, min_length=3)
 ConfirmationToken = Annotated[

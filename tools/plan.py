@@ -21,7 +21,7 @@ from optimization.plan import CostBreakdown, StepSetpoints
 from optimization.solve import plan as solve_plan
 from tools import fields
 from tools.act import ActionOutcome, outcome_of
-from tools.runtime import Runtime
+from tools.context import Runtime
 
 MAX_HORIZON_H = 24
 CostTerm = Literal["energy", "demand_charge", "degradation", "shed_load", "fuel", "switching"]

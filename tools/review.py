@@ -13,7 +13,7 @@ from guardrails.audit import AuditRecord, Outcome
 from guardrails.principals import MIN_ROLE, Caller, Capability
 from tools import fields
 from tools.act import SetSetpoint, ToggleRelay, relay_actions, setpoint_actions
-from tools.runtime import Runtime
+from tools.context import Runtime
 
 
 class AnomalyRequest(BaseModel):

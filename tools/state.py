@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_va
 from grid.telemetry import Aggregate
 from guardrails.principals import Caller, Capability
 from tools import fields
-from tools.runtime import Runtime
+from tools.context import Runtime
 
 MAX_HISTORY_POINTS = 5_000
 

@@ -55,12 +55,17 @@ class GridModel:
         self.deviation_hz = 0.0
         self.last_net_kw: float | None = None
 
-    def step(self, net_kw: float, voltage_factor: float) -> tuple[float, float]:
-        """(voltage_v, frequency_hz) for this step's net import."""
+    def step(
+        self, net_kw: float, voltage_factor: float, sag_hz: float = 0.0
+    ) -> tuple[float, float]:
+        """(voltage_v, frequency_hz) for this step's net import. `sag_hz`: a weak grid
+        whose frequency falls by that much per import limit of the site's net import, so
+        importing less (battery, peaker, shedding) is what brings it back."""
         jump = 0.0 if self.last_net_kw is None else (net_kw - self.last_net_kw) / self.scale_kw
         self.last_net_kw = net_kw
         self.deviation_hz = 0.7 * self.deviation_hz - 0.5 * jump + self.rng.normal(0.0, 0.004)
         self.deviation_hz = max(-2.0, min(2.0, self.deviation_hz))
         voltage = NOMINAL_VOLTAGE_V * (1.0 - 0.02 * net_kw / self.scale_kw)
         voltage = voltage * voltage_factor + self.rng.normal(0.0, 0.4)
-        return voltage, NOMINAL_FREQUENCY_HZ + self.deviation_hz
+        sag = sag_hz * max(0.0, net_kw) / self.scale_kw
+        return voltage, NOMINAL_FREQUENCY_HZ + self.deviation_hz - sag

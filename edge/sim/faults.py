@@ -14,6 +14,7 @@ anomaly detection and the guardrails' interlocks are tested against:
 | dropped_sensor | any | `quantity` (or every reading) is missing; the device stays online |
 | device_offline | any | the device goes offline: no telemetry, no commands |
 | false_data_injection | any | reported `quantity` (power_kw) = true + magnitude (-10) |
+| frequency_sag | meter | weak grid: frequency falls magnitude Hz (0.5) per import limit imported |
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ FaultKind = Literal[
     "dropped_sensor",
     "device_offline",
     "false_data_injection",
+    "frequency_sag",
 ]
 FAULT_KINDS: tuple[str, ...] = FaultKind.__args__  # type: ignore[attr-defined]
 
@@ -48,6 +50,7 @@ DEFAULT_MAGNITUDE: dict[str, float] = {
     "battery_overtemp": 40.0,
     "soc_bias": 0.15,
     "false_data_injection": -10.0,
+    "frequency_sag": 0.5,
 }
 # Which device kinds a fault can hit; absent means any.
 DEVICE_KINDS: dict[str, tuple[str, ...]] = {
@@ -57,6 +60,7 @@ DEVICE_KINDS: dict[str, tuple[str, ...]] = {
     "battery_overtemp": ("battery_inverter",),
     "inverter_trip": ("battery_inverter", "pv_inverter"),
     "soc_bias": ("battery_inverter",),
+    "frequency_sag": ("meter",),
 }
 
 

@@ -244,7 +244,8 @@ class SiteSimulator:
             factor += spike.fault.size
         for sag in self._faulted("voltage_sag"):
             factor -= sag.fault.size
-        voltage_v, frequency_hz = self.grid.step(net_kw, factor)
+        sag_hz = sum(a.fault.size for a in self._faulted("frequency_sag"))
+        voltage_v, frequency_hz = self.grid.step(net_kw, factor, sag_hz)
         for board in self.of(RelayBoardTwin):
             board.voltage_v = voltage_v
         for meter in self.of(MeterTwin):

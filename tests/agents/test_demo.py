@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -25,7 +26,7 @@ def test_demo_starts_the_site_serves_mcp_and_makes_a_plan(tmp_path: Path) -> Non
             "--port",
             str(port),
             "--seconds",
-            "4",
+            "20",
             "--speed",
             "120",
         ],
@@ -44,3 +45,15 @@ def test_demo_starts_the_site_serves_mcp_and_makes_a_plan(tmp_path: Path) -> Non
     assert peak and float(peak.group(1)) > 1.0, out
     assert "grid" in out and "battery" in out
     assert (tmp_path / "gridpilot.db").exists()
+    assert "daemons running: grid-response, arbitrage, peak-shaving" in out
+    # the daemons acted through the server under their own names: the audit says so
+    tail = subprocess.run(
+        [sys.executable, "-m", "grid", "audit", "tail", "-n", "200", "--site", str(site_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "250"},
+    )
+    assert tail.returncode == 0, tail.stderr
+    assert "arbitrage (agent)" in tail.stdout, tail.stdout
+    assert re.search(r"arbitrage \(agent\)\s+│ dispatch\s+│ executed", tail.stdout), tail.stdout

@@ -14,7 +14,8 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from agents.demo import seed_history
+from app.demo import seed_history
+from app.runtime import Runtime
 from grid.errors import PolicyRefusal
 from guardrails.principals import caller_named
 from mcp_server.http import BackgroundServer, http_app
@@ -22,7 +23,6 @@ from tests.mcp_server.conftest import broker, runtime  # noqa: F401 - fixtures
 from tests.services.chromium import Chromium
 from tests.services.process import free_port
 from tools import act, plan
-from tools.runtime import Runtime
 
 ROOT = Path(__file__).parents[2]
 ARTIFACTS = Path(os.environ.get("GRIDPILOT_ARTIFACT_DIR", ROOT / "var" / "artifacts"))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from app.runtime import Runtime, open_runtime
 from edge.protocol import Ack, Command
 from edge.sim.faults import Fault
 from grid.clock import SimClock
@@ -24,7 +25,6 @@ from guardrails.policy import Action
 from guardrails.principals import Caller, caller_named
 from tests.mcp_server.conftest import CommandSpy, site_for, wait_for_telemetry, wait_until_trusted
 from tests.services.mosquitto import MosquittoServer
-from tools.runtime import Runtime, open_runtime
 
 SPEED = 10.0
 RATE_LIMIT = 3  # actions per minute per principal, low so the test reaches it quickly

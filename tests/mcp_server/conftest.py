@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from mcp import StdioServerParameters
 
+from app.runtime import Runtime, open_runtime
 from edge.mqtt import connect, make_client
 from forecasting.anomaly import assess
 from grid.clock import SimClock
@@ -20,7 +21,6 @@ from grid.config import SiteConfig, load_site
 from mcp_server.http import BackgroundServer, http_app
 from tests.services.mosquitto import MosquittoServer
 from tests.services.process import free_port
-from tools.runtime import Runtime, open_runtime
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "site.toml"
 SPEED = 10.0

@@ -10,10 +10,10 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from app.runtime import Runtime
 from mcp_server.http import BackgroundServer, http_app
 from tests.mcp_server.scenario import READ_ONLY, every_tool_as_admin, ok, refused
 from tests.services.process import free_port
-from tools.runtime import Runtime
 
 
 @asynccontextmanager

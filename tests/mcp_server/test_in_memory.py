@@ -7,10 +7,10 @@ from typing import Any
 from mcp import Client
 from mcp.types import ElicitResult
 
+from app.runtime import Runtime
 from guardrails.principals import Caller
 from mcp_server.server import build_server
 from tests.mcp_server.scenario import every_tool_as_admin, ok, refused
-from tools.runtime import Runtime
 
 
 def client_as(runtime: Runtime, name: str, role: str, **kwargs: Any) -> Client:

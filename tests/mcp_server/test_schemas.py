@@ -8,10 +8,10 @@ from typing import Any
 
 from mcp import Client
 
+from app.runtime import Runtime
 from guardrails.principals import Caller
 from mcp_server.server import build_server
 from tests.mcp_server.scenario import READ_ONLY, TOOLS
-from tools.runtime import Runtime
 
 # (tool, parameter) -> what its schema must say
 ENUMS = {

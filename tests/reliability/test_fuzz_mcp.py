@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mcp import Client
 
+from app.runtime import Runtime
 from guardrails.principals import Caller
 from mcp_server.server import build_server
 from tests.reliability.report import examples, record
-from tools.runtime import Runtime
 
 # Slow by nature (training, solving) and covered by their own tests: not fuzzed here.
 SKIP = {"forecast", "optimize"}

@@ -18,13 +18,13 @@ from typing import Any
 import httpx2
 import pytest
 
+from app.runtime import Runtime, open_runtime
 from grid.clock import SimClock
 from guardrails.plans import PlanBook
 from mcp_server.http import BackgroundServer, http_app
 from tests.mcp_server.conftest import CommandSpy, site_for, wait_for_telemetry, wait_until_trusted
 from tests.services.mosquitto import MosquittoServer
 from tests.services.process import free_port
-from tools.runtime import Runtime, open_runtime
 
 PROTOCOL = "2025-11-25"
 TALLY: dict[str, int] = {"attempts": 0, "unsafe_actuations": 0, "missing_from_audit": 0}

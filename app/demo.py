@@ -20,13 +20,15 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from agents.client import Target
+from agents.fleet import Fleet
+from app.runtime import Runtime, open_runtime
 from edge.sim import Fault
 from grid.config import SiteConfig, hash_token, load_site
 from grid.profiles import as_telemetry, generate
 from guardrails.principals import caller_named
 from mcp_server.http import BackgroundServer, http_app
 from tools import plan, state
-from tools.runtime import Runtime, open_runtime
 
 
 def demo_tokens(site: SiteConfig) -> dict[str, str]:
@@ -101,6 +103,7 @@ def run_demo(
     )
     runtime = open_runtime(site, speed=speed)
     server = BackgroundServer(http_app(runtime, "127.0.0.1", port), "127.0.0.1", port)
+    fleet = None
     try:
         server.start()
         print_addresses(runtime, site_path, port, console)
@@ -115,10 +118,13 @@ def run_demo(
             runtime, caller_named(site, "agent"), plan.OptimizeRequest(horizon_hours=24)
         )
         console.print(f"plan {made.plan_id} ({made.status}): {made.explanation}")
+        fleet = start_daemons(site, f"http://127.0.0.1:{port}/mcp", console)
         _run(runtime, seconds, console)
     except KeyboardInterrupt:
         console.print("stopping")
     finally:
+        if fleet is not None:
+            fleet.stop()
         server.stop()
         runtime.close()
     console.print("stopped")
@@ -178,6 +184,25 @@ def _run(rt: Runtime, seconds: float | None, console: Console) -> None:
         if time.monotonic() >= next_status:
             next_status += STATUS_EVERY_S
             console.print(status_line(rt))
+
+
+def start_daemons(site: SiteConfig, url: str, console: Console) -> Fleet | None:
+    """The three daemons, as MCP clients over HTTP with their own demo tokens."""
+    from agents.cli import DAEMONS, make_daemon
+
+    tokens = demo_tokens(site)
+    members = [
+        (make_daemon(name), Target(url=url, token=tokens[principal]))
+        for name, (_m, _c, principal, _w) in DAEMONS.items()
+        if principal in tokens
+    ]
+    if not members:
+        return None
+    fleet = Fleet(members)
+    fleet.start()
+    names = ", ".join(d.role for d, _t in members)
+    console.print(f"daemons running: {names} (see .venv/bin/gridpilot audit tail)")
+    return fleet
 
 
 def _wait_for_telemetry(rt: Runtime, timeout_s: float = 30.0) -> None:
