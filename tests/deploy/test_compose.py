@@ -163,7 +163,7 @@ def test_environment_is_what_the_code_and_images_read(tmp_path: Path) -> None:
         var = SERVICES[service]["environment"]["GRIDPILOT_TOKEN"].strip("${}").split(":")[0]
         caller = caller_for_token(site, tokens[var])
         assert caller is not None and caller.name == principal
-        assert caller.role == "agent"
+        assert caller.role == example.principal(principal).role in ("agent", "daemon")
     # Grafana reads with the read-only user, whose password compose hands it
     assert DATASOURCE["url"] == "http://influxdb:8086"
     assert DATASOURCE["database"] == influx_env["INFLUXDB_DB"]
