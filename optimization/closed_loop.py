@@ -187,6 +187,7 @@ def run(
     peaker_since = {g.id: 1e9 for g in site.assets.peakers}
     done: list[StepSetpoints] = []
     solves = fallbacks = 0
+    made = None  # the previous plan: the next solve starts from its decisions
     t = first
     while t < last:
         n = min(horizon_steps, last + horizon_steps - t)
@@ -204,7 +205,11 @@ def run(
         else:
             seen = forecaster(truth, t, n)
             made = plan(
-                site, window.model_copy(update=seen._asdict()), solver=solver, time_limit_s=30
+                site,
+                window.model_copy(update=seen._asdict()),
+                solver=solver,
+                time_limit_s=30,
+                warm_start=made,
             )
             solves += 1
             fallbacks += made.status == "fallback"

@@ -57,6 +57,8 @@ class Model:
     demand: dict[int, list] = field(default_factory=dict)  # kW out of it
     cost: dict[str, list] = field(default_factory=lambda: {k: [] for k in WEIGHTS})
     penalties: list = field(default_factory=list)
+    battery_modes: bool = False  # forbid charging and discharging at once by a binary
+    tie_break: list = field(default_factory=list)  # see builders.TIE_BREAK_EUR
     # families left out on purpose: the diagnosis drops one at a time to find the culprit
     skip: frozenset[str] = frozenset()
 
@@ -93,9 +95,15 @@ def check_weights(weights: dict[str, float] | None) -> dict[str, float]:
     return out
 
 
-def empty(inputs: PlanInputs, soft: bool = False, skip: frozenset[str] = frozenset()) -> Model:
+def empty(
+    inputs: PlanInputs,
+    soft: bool = False,
+    skip: frozenset[str] = frozenset(),
+    battery_modes: bool = False,
+) -> Model:
     """A model with no rows yet: what each builder extends, alone in its tests."""
-    return Model(pulp.LpProblem("gridpilot", pulp.LpMinimize), inputs.steps, soft, skip=skip)
+    prob = pulp.LpProblem("gridpilot", pulp.LpMinimize)
+    return Model(prob, inputs.steps, soft, skip=skip, battery_modes=battery_modes)
 
 
 def build(
@@ -104,9 +112,10 @@ def build(
     weights: dict[str, float] | None = None,
     soft: bool = False,
     skip: frozenset[str] = frozenset(),
+    battery_modes: bool = False,
 ) -> Model:
     w = check_weights(weights)
-    m = empty(inputs, soft, skip)
+    m = empty(inputs, soft, skip, battery_modes)
     battery.add(m, site, inputs)
     pv.add(m, site, inputs)
     loads.add(m, site, inputs)

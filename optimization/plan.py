@@ -66,6 +66,7 @@ class Plan(BaseModel):
     status: Literal["optimal", "feasible", "fallback"]
     solver: str
     solve_time_s: float
+    gap: float | None = None  # relative gap to the best possible plan the solver proved
     objective_eur: float
     costs: CostBreakdown
     baseline: CostBreakdown

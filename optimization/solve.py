@@ -11,10 +11,13 @@ import pulp
 from grid.config import SiteConfig
 from grid.errors import SolverFailed
 from optimization.baselines import no_control, rule_based
+from optimization.builders.battery import overlap_steps
 from optimization.inputs import PlanInputs
 from optimization.model import Model, build
 from optimization.plan import CostBreakdown, Plan, StepSetpoints, costs_of
-from optimization.solvers import Solver, run
+from optimization.solvers import Solver, options_for, run, solve
+
+SOLVED = (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible)
 
 
 def plan(
@@ -24,19 +27,33 @@ def plan(
     solver: Solver = "cbc",
     time_limit_s: float = 20.0,
     objective_weights: dict[str, float] | None = None,
+    warm_start: Plan | None = None,
 ) -> Plan:
     """The cheapest schedule that keeps every hard constraint, or, when there is none,
-    the rule-based fallback with a diagnosis of what could not be met."""
+    the rule-based fallback with a diagnosis of what could not be met.
+
+    `warm_start`, an earlier plan (the previous one of a receding horizon), gives the
+    solver its relay and peaker decisions, shifted to this plan's start, as a first
+    incumbent."""
     inputs.check_against(site)
     if not 0 < time_limit_s <= 600:
         raise ValueError(f"time_limit_s = {time_limit_s} must be within (0, 600]")
+    options = options_for(inputs.steps)
     model = build(site, inputs, objective_weights)
-    status, seconds = run(model.prob, solver, time_limit_s)
+    warm = warm_start is not None and _warm(site, inputs, model, warm_start)
+    outcome = solve(model.prob, solver, time_limit_s, options, warm)
+    seconds = outcome.seconds
+    if outcome.status in SOLVED and overlap_steps(model, site):
+        # the plan burns energy through the battery somewhere: forbid it explicitly
+        model = build(site, inputs, objective_weights, battery_modes=True)
+        warm = warm_start is not None and _warm(site, inputs, model, warm_start)
+        outcome = solve(model.prob, solver, max(1.0, time_limit_s - seconds), options, warm)
+        seconds += outcome.seconds
     baseline = costs_of(site, inputs, no_control(site, inputs))
-    if status in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible):
+    if outcome.status in SOLVED:
         steps = extract(site, inputs, model)
         costs = costs_of(site, inputs, steps)
-        label = "optimal" if status == pulp.LpSolutionOptimal else "feasible"
+        label = "optimal" if outcome.status == pulp.LpSolutionOptimal else "feasible"
         note = (
             None
             if label == "optimal"
@@ -44,7 +61,8 @@ def plan(
                 f"the {time_limit_s:g} s time limit stopped the search: feasible, maybe not optimal"
             )
         )
-        return _plan(site, inputs, steps, label, solver, seconds, costs, baseline, note)
+        made = _plan(site, inputs, steps, label, solver, seconds, costs, baseline, note)
+        return made.model_copy(update={"gap": outcome.gap})
     diagnosis = diagnose(site, inputs, solver, time_limit_s)
     steps = rule_based(site, inputs)
     if not steps:
@@ -53,12 +71,37 @@ def plan(
     return _plan(site, inputs, steps, "fallback", solver, seconds, costs, baseline, diagnosis)
 
 
+def _warm(site: SiteConfig, inputs: PlanInputs, m: Model, previous: Plan) -> bool:
+    """Set the relay and peaker binaries to an earlier plan's, shifted to this start (the
+    earlier plan's last step held past its end); the solver completes the rest. False
+    when the earlier plan does not reach this start or is for other assets."""
+    offset_s = (inputs.start - previous.steps[0].time).total_seconds()
+    if offset_s < 0 or previous.step_s != inputs.step_s or offset_s % inputs.step_s:
+        return False
+    first = int(offset_s // inputs.step_s)
+    if first >= len(previous.steps):
+        return False
+    for t in range(inputs.steps):
+        step = previous.steps[min(first + t, len(previous.steps) - 1)]
+        for (asset, k), var in m.on.items():
+            if k == t and isinstance(var, pulp.LpVariable):
+                if asset not in step.relay_on:
+                    return False
+                var.setInitialValue(int(step.relay_on[asset]))
+        for (asset, k), var in m.peaker_on.items():
+            if k == t:
+                if asset not in step.peaker_on:
+                    return False
+                var.setInitialValue(int(step.peaker_on[asset]))
+    return True
+
+
 def diagnose(site: SiteConfig, inputs: PlanInputs, solver: Solver, time_limit_s: float) -> str:
     """Re-solve with priced slack on the constraints that can be missed; name the ones
     that needed it, when, and by how much."""
-    soft = build(site, inputs, soft=True)
-    status, _ = run(soft.prob, solver, time_limit_s)
-    if status not in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible):
+    soft = build(site, inputs, soft=True, battery_modes=True)
+    options = options_for(inputs.steps)
+    if run(soft.prob, solver, time_limit_s, options).status not in SOLVED:
         culprits = _culprit_families(site, inputs, solver, time_limit_s, soft.families)
         named = (
             f"without the {', '.join(culprits)} constraints it would"
@@ -104,9 +147,8 @@ def _culprit_families(
     """The constraint families whose removal alone makes the soft model solvable."""
     found = []
     for family in families:
-        trial = build(site, inputs, soft=True, skip=frozenset({family}))
-        status, _ = run(trial.prob, solver, time_limit_s)
-        if status in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible):
+        trial = build(site, inputs, soft=True, skip=frozenset({family}), battery_modes=True)
+        if run(trial.prob, solver, time_limit_s, options_for(inputs.steps)).status in SOLVED:
             found.append(family)
     return found
 

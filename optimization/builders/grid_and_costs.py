@@ -45,6 +45,5 @@ def add(m: Model, site: SiteConfig, inputs: PlanInputs) -> None:
 
 
 def objective(m: Model, weights: dict[str, float]) -> None:
-    m.prob += pulp.lpSum(weights[k] * pulp.lpSum(v) for k, v in m.cost.items()) + pulp.lpSum(
-        m.penalties
-    )
+    terms = [weights[k] * pulp.lpSum(v) for k, v in m.cost.items()]
+    m.prob += pulp.lpSum(terms) + pulp.lpSum(m.penalties) + pulp.lpSum(m.tie_break)

@@ -5,30 +5,25 @@ from __future__ import annotations
 import pulp
 import pytest
 
-from grid.config import parse_site
+from grid.config import SiteConfig, parse_site
 from optimization.builders import loads, peakers
 from optimization.inputs import InitialState, PlanInputs
-from optimization.model import build, empty
+from optimization.model import Model, build, empty
 from optimization.solve import diagnose
 from optimization.solvers import run
 from tests.optimization.test_model import SITE, T0, day_inputs
 
 FAMILIES = {
-    "charge_mode",
-    "discharge_mode",
     "soc_balance",
     "terminal_soc",
-    "switch_on",
-    "switch_off",
+    "switching",
     "locked",
-    "dwell",
-    "switches_per_hour",
+    "dwell_on",
+    "dwell_off",
     "min_kw",
     "max_kw",
-    "start",
+    "transition",
     "held",
-    "ramp_up",
-    "ramp_down",
     "min_up",
     "min_down",
     "import_limit",
@@ -36,9 +31,13 @@ FAMILIES = {
     "balance",
     "peak",
 }
-LONG_DWELL = SITE.model_copy(
-    update={"policy": SITE.policy.model_copy(update={"relay_min_dwell_s": 1800})}
-)
+
+
+def _with(site: SiteConfig, **policy) -> SiteConfig:
+    return site.model_copy(update={"policy": site.policy.model_copy(update=policy)})
+
+
+LONG_DWELL = _with(SITE, relay_min_dwell_s=1800)
 
 
 def _mid_dwell_inputs() -> PlanInputs:
@@ -50,19 +49,35 @@ def _mid_dwell_inputs() -> PlanInputs:
     )
 
 
+def _families(m: Model) -> set[str]:
+    names = set(m.prob.constraints)
+    assert sum(m.families.values()) == len(names)
+    for name in names:
+        assert any(name.startswith(f + "_") for f in m.families), name
+    return set(m.families)
+
+
 def test_every_row_belongs_to_a_named_family() -> None:
     m = build(LONG_DWELL, _mid_dwell_inputs())
-    assert set(m.families) == FAMILIES
-    assert sum(m.families.values()) == len(m.prob.constraints)
-    assert {"dwell_ev_chargers_3", "min_up_gas_peaker_0", "balance_7"} <= set(m.prob.constraints)
-    for name in m.prob.constraints:
-        assert any(name.startswith(f + "_") for f in FAMILIES), name
+    assert _families(m) == FAMILIES
+    assert {"dwell_on_ev_chargers_3", "min_up_gas_peaker_0", "balance_7"} <= set(m.prob.constraints)
+
+
+def test_rows_that_can_bind_only_sometimes_appear_only_then() -> None:
+    """A 1 kW/min ramp is less than the peaker's range in a 15-min step; one switching
+    per hour is less than the four a 5-min dwell allows; the battery binary is asked for."""
+    slow = SITE.assets.peakers[0].model_copy(update={"ramp_kw_per_min": 1.0})
+    site = _with(SITE, relay_max_switches_per_hour=1).model_copy(
+        update={"assets": SITE.assets.model_copy(update={"peakers": [slow]})}
+    )
+    m = build(site, _mid_dwell_inputs(), battery_modes=True)
+    extra = {"ramp_up", "ramp_down", "switches_per_hour", "charge_mode", "discharge_mode"}
+    assert _families(m) == (FAMILIES) | extra
 
 
 def _solve(m, objective) -> None:
     m.prob += objective
-    status, _ = run(m.prob, "cbc", 10)
-    assert status == pulp.LpSolutionOptimal
+    assert run(m.prob, "cbc", 10).status == pulp.LpSolutionOptimal
 
 
 def test_the_peaker_builder_alone_keeps_the_minimum_up_time() -> None:
@@ -82,6 +97,7 @@ def test_the_loads_builder_alone_holds_the_dwell() -> None:
     inputs = inputs.model_copy(update={"load_kw": {**inputs.load_kw, "ev-chargers": [5.0] * 5}})
     m = empty(inputs)
     loads.add(m, LONG_DWELL, inputs)
+    m.add("forced_on", m.on["ev-chargers", 0] == 1, 0)
     m.add("forced_off", m.on["ev-chargers", 1] == 0, 1)
     _solve(m, pulp.lpSum(m.cost["shed_load"]) + pulp.lpSum(m.cost["switching"]))
     on = [round(m.on["ev-chargers", t].value()) for t in range(5)]
