@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -24,6 +24,14 @@ def _tou_price(periods: Sequence[TouPeriod], local: datetime) -> float:
 def _series(path: Path) -> tuple[list[datetime], list[float], list[float]]:
     rows = read_price_series(path)
     return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
+
+
+def billing_period_start(site: SiteConfig, now: datetime) -> datetime:
+    """Start of the billing period that holds `now`: midnight on the first of the month
+    in the site's time zone (bills follow the local calendar, not UTC)."""
+    local = now.astimezone(site.site.tz)
+    start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return start.astimezone(UTC)
 
 
 def prices_eur_per_kwh(site: SiteConfig, times: Sequence[datetime]) -> list[tuple[float, float]]:

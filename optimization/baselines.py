@@ -85,6 +85,7 @@ def _schedule(site: SiteConfig, inputs: PlanInputs, controlled: bool) -> list[St
                 peaker_kw=peaker_kw,
                 peaker_on={k: v > 0 for k, v in peaker_kw.items()},
                 pv_limit_kw=pv_limit,
+                pv_available_kw={p.id: inputs.pv_kw[p.id][t] for p in site.assets.pv},
                 grid_import_kw=grid_import,
                 grid_export_kw=max(0.0, -net) - spill,
                 shed_kw=shed,

@@ -8,6 +8,7 @@ realised schedule is priced by `costs_of` over the whole period, on one ruler.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import NamedTuple
@@ -17,8 +18,8 @@ from pydantic import BaseModel
 from grid.config import SiteConfig
 from grid.profiles import SiteProfiles, generate
 from optimization.baselines import no_control, rule_based
-from optimization.inputs import InitialState, PlanInputs, initial_state, inputs_from_profiles
-from optimization.plan import CostBreakdown, StepSetpoints, costs_of, import_cap_kw
+from optimization.inputs import initial_state, inputs_from_profiles, profile_window
+from optimization.plan import CostBreakdown, StepSetpoints, costs_of, import_cap_kw, pv_caps_kw
 from optimization.solve import plan
 from optimization.solvers import Solver
 
@@ -120,19 +121,18 @@ def realise(
 ) -> StepSetpoints:
     """What happens when a planned step meets the true load and PV.
 
-    With `import_cap_kw`, the battery inverters run in peak-shaving mode, as the field
-    twins do (edge/devices/battery.py): they discharge more (or charge less) than the
-    setpoint when the true import would pass the cap, so a forecast error moves SoC
-    rather than the billing-period peak."""
+    The rule is live dispatch's (`guardrails.plans.step_actions`): PV is capped only
+    where the plan curtails a curtailable array (`pv_caps_kw`), and the cap is the
+    one `import_cap_kw` gives. With `import_cap_kw`, the battery inverters run in
+    peak-shaving mode, as the field twins do (edge/devices/battery.py): they discharge
+    more (or charge less) than the setpoint when the true import would pass the cap, so
+    a forecast error moves SoC rather than the billing-period peak."""
     dt_h = truth.step_s / 3600
     served = sum(
         float(truth.load_kw[ld.id][t]) for ld in site.assets.loads if wanted.relay_on[ld.id]
     )
-    pv_avail = {p.id: float(truth.pv_kw[p.id][t]) for p in site.assets.pv}
-    pv_kw = {
-        k: min(v, wanted.pv_limit_kw.get(k, v)) if wanted.pv_limit_kw.get(k, v) < v - 1e-6 else v
-        for k, v in pv_avail.items()
-    }
+    caps = pv_caps_kw(site, wanted)
+    pv_kw = {p.id: min(float(truth.pv_kw[p.id][t]), caps[p.id] or math.inf) for p in site.assets.pv}
     rest = served - sum(pv_kw.values()) - sum(wanted.peaker_kw.values())
     asked = dict(wanted.battery_kw)
     battery_kw, new_soc = _batteries(site, asked, soc, dt_h)
@@ -154,6 +154,7 @@ def realise(
         peaker_kw=dict(wanted.peaker_kw),
         peaker_on=dict(wanted.peaker_on),
         pv_limit_kw=pv_kw,
+        pv_available_kw={p.id: float(truth.pv_kw[p.id][t]) for p in site.assets.pv},
         grid_import_kw=max(0.0, net),
         grid_export_kw=max(0.0, -net) - spill,
         shed_kw=shed,
@@ -198,7 +199,7 @@ def run(
                 "peak_import_kw_so_far": max([0.0, *(s.grid_import_kw for s in done)]),
             }
         )
-        window = _window(truth, t, n, now_state)
+        window = profile_window(site, truth, t, n, now_state)
         if forecaster is None:
             steps = rule_based(site, window)
         else:
@@ -211,7 +212,7 @@ def run(
             steps = made.steps
         for k in range(min(replan_every if forecaster else 1, last - t)):
             peak = max([0.0, *(s.grid_import_kw for s in done)])
-            cap = import_cap_kw(peak, steps[k]) if peak_shaving else None
+            cap = import_cap_kw(site, peak, steps[k]) if peak_shaving else None
             real = realise(site, truth, t + k, steps[k], soc, cap)
             soc = dict(real.soc_fraction)
             for ld in site.assets.loads:
@@ -230,19 +231,6 @@ def run(
     return summarise(site, truth, first, done, name, solves, fallbacks)
 
 
-def _window(truth: SiteProfiles, t: int, n: int, initial: InitialState) -> PlanInputs:
-    return PlanInputs(
-        start=truth.times[t],
-        step_s=truth.step_s,
-        steps=n,
-        load_kw={k: [float(x) for x in v[t : t + n]] for k, v in truth.load_kw.items()},
-        pv_kw={k: [float(x) for x in v[t : t + n]] for k, v in truth.pv_kw.items()},
-        import_price_eur_per_kwh=[float(x) for x in truth.import_price_eur_per_kwh[t : t + n]],
-        export_price_eur_per_kwh=[float(x) for x in truth.export_price_eur_per_kwh[t : t + n]],
-        initial=initial,
-    )
-
-
 def summarise(
     site: SiteConfig,
     truth: SiteProfiles,
@@ -252,7 +240,7 @@ def summarise(
     solves: int = 0,
     fallbacks: int = 0,
 ) -> LoopResult:
-    period = _window(truth, first, len(done), initial_state(site))
+    period = profile_window(site, truth, first, len(done), initial_state(site))
     relay_before = dict(period.initial.relay_on)
     switchings = 0
     for step in done:

@@ -43,18 +43,43 @@ class StepSetpoints(BaseModel):
     relay_on: dict[str, bool]  # per load id
     peaker_kw: dict[str, float]
     peaker_on: dict[str, bool]
-    pv_limit_kw: dict[str, float]  # curtailment setpoint (= available when not curtailed)
+    pv_limit_kw: dict[str, float]  # planned PV output (= available when not curtailed)
+    pv_available_kw: dict[str, float] = {}  # what the plan expected the arrays to give
     grid_import_kw: float
     grid_export_kw: float
     shed_kw: float
 
 
-def import_cap_kw(peak_so_far_kw: float, step: StepSetpoints) -> float:
+# Below this a planned PV output counts as the available output, not a curtailment.
+CURTAIL_TOL_KW = 1e-3
+
+
+def import_cap_kw(site: SiteConfig, peak_so_far_kw: float, step: StepSetpoints) -> float:
     """The grid import a battery in peak-shaving mode holds a plan step to: the billing
-    period's peak so far, or the step's planned import where that is higher. Below it
-    a forecast error costs nothing extra; above it the battery covers the error, so the
-    error moves SoC instead of raising the peak that is paid for all month."""
-    return max(peak_so_far_kw, step.grid_import_kw)
+    period's peak so far, or the step's planned import where that is higher, never
+    above the site's import limit. Below it a forecast error costs nothing extra; above
+    it the battery covers the error, so the error moves SoC instead of raising the
+    peak that is paid for all month (or breaking the limit)."""
+    return min(max(peak_so_far_kw, step.grid_import_kw), site.grid.import_limit_kw)
+
+
+def pv_caps_kw(site: SiteConfig, step: StepSetpoints) -> dict[str, float | None]:
+    """The inverter limit each PV array gets in a step: the planned output where the
+    plan curtails a curtailable array, otherwise None (uncapped). A plan's PV output
+    is a forecast; capping an array to it would throw away whatever the sun gives
+    beyond the forecast, and a night plan would leave the array capped at zero."""
+    caps: dict[str, float | None] = {}
+    for pv in site.assets.pv:
+        planned = step.pv_limit_kw.get(pv.id)
+        available = step.pv_available_kw.get(pv.id)
+        curtails = (
+            pv.curtailable
+            and planned is not None
+            and available is not None
+            and planned < available - CURTAIL_TOL_KW
+        )
+        caps[pv.id] = round(min(planned, pv.peak_kw), 3) if curtails else None
+    return caps
 
 
 class Plan(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pulp
 
@@ -24,12 +24,15 @@ def plan(
     solver: Solver = "cbc",
     time_limit_s: float = 20.0,
     objective_weights: dict[str, float] | None = None,
+    now: datetime | None = None,
 ) -> Plan:
     """The cheapest schedule that keeps every hard constraint, or, when there is none,
-    the rule-based fallback with a diagnosis of what could not be met."""
+    the rule-based fallback with a diagnosis of what could not be met. `now` (the
+    site's clock) stamps `created_at`; without it, the plan's start."""
     inputs.check_against(site)
     if not 0 < time_limit_s <= 600:
         raise ValueError(f"time_limit_s = {time_limit_s} must be within (0, 600]")
+    made_at = now if now is not None else inputs.start
     model = build(site, inputs, objective_weights)
     status, seconds = run(model.prob, solver, time_limit_s)
     baseline = costs_of(site, inputs, no_control(site, inputs))
@@ -44,13 +47,15 @@ def plan(
                 f"the {time_limit_s:g} s time limit stopped the search: feasible, maybe not optimal"
             )
         )
-        return _plan(site, inputs, steps, label, solver, seconds, costs, baseline, note)
+        return _plan(site, inputs, steps, label, solver, seconds, costs, baseline, note, made_at)
     diagnosis = diagnose(site, inputs, solver, time_limit_s)
     steps = rule_based(site, inputs)
     if not steps:
         raise SolverFailed(diagnosis)
     costs = costs_of(site, inputs, steps)
-    return _plan(site, inputs, steps, "fallback", solver, seconds, costs, baseline, diagnosis)
+    return _plan(
+        site, inputs, steps, "fallback", solver, seconds, costs, baseline, diagnosis, made_at
+    )
 
 
 def diagnose(site: SiteConfig, inputs: PlanInputs, solver: Solver, time_limit_s: float) -> str:
@@ -115,6 +120,7 @@ def extract(site: SiteConfig, inputs: PlanInputs, m: Model) -> list[StepSetpoint
                 peaker_kw={g.id: round(val(m.peaker_kw[g.id, t]), 4) for g in site.assets.peakers},
                 peaker_on={g.id: val(m.peaker_on[g.id, t]) > 0.5 for g in site.assets.peakers},
                 pv_limit_kw={p.id: round(val(m.pv[p.id, t]), 4) for p in site.assets.pv},
+                pv_available_kw={p.id: inputs.pv_kw[p.id][t] for p in site.assets.pv},
                 grid_import_kw=round(val(m.grid_import[t]), 4),
                 grid_export_kw=round(val(m.grid_export[t]), 4),
                 shed_kw=round(sum(inputs.load_kw[k][t] for k, on in relay_on.items() if not on), 4),
@@ -137,11 +143,12 @@ def _plan(
     costs: CostBreakdown,
     baseline: CostBreakdown,
     diagnosis: str | None,
+    created_at: datetime,
 ) -> Plan:
     return Plan(
         id="plan-" + uuid.uuid4().hex[:12],
         inputs_hash=inputs_hash(inputs),
-        created_at=datetime.now(UTC),
+        created_at=created_at,
         horizon_steps=inputs.steps,
         step_s=inputs.step_s,
         status=status,

@@ -13,10 +13,10 @@ from forecasting.service import Forecast, Target, asset_history
 from forecasting.service import forecast as run_forecast
 from forecasting.shares import LOOK_BACK_DAYS, split, typical_shares
 from grid.errors import PolicyRefusal
-from grid.tariff import prices_eur_per_kwh
+from grid.tariff import billing_period_start
 from guardrails.plans import check_drift, current_step, step_actions
 from guardrails.principals import Caller, Capability
-from optimization.inputs import InitialState, PlanInputs
+from optimization.inputs import PlanInputs, initial_from_readings, window_inputs
 from optimization.plan import CostBreakdown, StepSetpoints
 from optimization.solve import plan as solve_plan
 from tools.act import ActionOutcome, outcome_of
@@ -91,46 +91,39 @@ def plan_inputs(rt: Runtime, horizon_hours: float) -> tuple[PlanInputs, list[str
     start = _step_start(now, step_s)
     load = run_forecast(site, rt.store, now, "load", steps, registry_dir=rt.models_dir)
     pv = run_forecast(site, rt.store, now, "pv", steps, registry_dir=rt.models_dir)
-    times = [start + timedelta(seconds=i * step_s) for i in range(steps)]
-    prices = prices_eur_per_kwh(site, times)
     snap = rt.snapshot()
-    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    period_start = billing_period_start(site, now)
     peaks = rt.store.query(
         site.site.name,
         "grid",
         "power_kw",
-        month_start,
+        period_start,
         now,
-        window_s=max(step_s, int((now - month_start).total_seconds()) + 1),
+        window_s=max(step_s, int((now - period_start).total_seconds()) + 1),
         aggregate="max",
     )
-    initial = InitialState(
-        soc_fraction={
-            b.id: snap.soc_fraction.get(b.id) or b.initial_soc_fraction
-            for b in site.assets.batteries
-        },
-        relay_on={ld.id: snap.relay_on.get(ld.id) is not False for ld in site.assets.loads},
-        peaker_on={g.id: bool(snap.peaker_running.get(g.id)) for g in site.assets.peakers},
-        peak_import_kw_so_far=max([0.0, *(p.value for p in peaks)]),
+    initial = initial_from_readings(
+        site,
+        snap.soc_fraction,
+        snap.relay_on,
+        snap.peaker_running,
+        max([0.0, *(p.value for p in peaks)]),
     )
     past = start - timedelta(days=LOOK_BACK_DAYS)
-    index, tz = pd.DatetimeIndex(times), site.site.tz
+    index = pd.DatetimeIndex([start + timedelta(seconds=i * step_s) for i in range(steps)])
+    tz = site.site.tz
 
     def shares(weights: dict[str, float]) -> dict[str, np.ndarray]:
         history = asset_history(site, rt.store, list(weights), past, start)
         return typical_shares(history, index, tz, weights)
 
-    inputs = PlanInputs(
-        start=start,
-        step_s=step_s,
-        steps=steps,
-        load_kw=split(
-            np.array(load.p50), shares({ld.id: ld.nominal_kw for ld in site.assets.loads})
-        ),
-        pv_kw=split(np.array(pv.p50), shares({p.id: p.peak_kw for p in site.assets.pv})),
-        import_price_eur_per_kwh=[p[0] for p in prices],
-        export_price_eur_per_kwh=[p[1] for p in prices],
-        initial=initial,
+    inputs = window_inputs(
+        site,
+        start,
+        step_s,
+        split(np.array(load.p50), shares({ld.id: ld.nominal_kw for ld in site.assets.loads})),
+        split(np.array(pv.p50), shares({p.id: p.peak_kw for p in site.assets.pv})),
+        initial,
     )
     return inputs, [f"load: {load.method} ({load.note})", f"pv: {pv.method} ({pv.note})"]
 
@@ -138,7 +131,13 @@ def plan_inputs(rt: Runtime, horizon_hours: float) -> tuple[PlanInputs, list[str
 def optimize(rt: Runtime, caller: Caller, req: OptimizeRequest) -> PlanSummary:
     rt.actuator.require(caller, Capability.PLAN, "optimize", req.model_dump())
     inputs, notes = plan_inputs(rt, req.horizon_hours)
-    made = solve_plan(rt.site, inputs, solver=req.solver, objective_weights=req.objective_weights)
+    made = solve_plan(
+        rt.site,
+        inputs,
+        solver=req.solver,
+        objective_weights=req.objective_weights,
+        now=rt.clock.now(),
+    )
     stored = rt.plans.add(made)
     per_hour = max(1, 3600 // made.step_s)
     return PlanSummary(

@@ -160,3 +160,10 @@ def test_highs_writes_nothing_to_stdout() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""
     assert "HiGHS" in result.stderr  # the banner went to stderr, where it harms nothing
+
+
+def test_a_plan_is_stamped_with_the_clock_it_was_given_not_the_wall() -> None:
+    inputs = day_inputs(steps=8)
+    then = datetime(2031, 3, 4, 5, 6, tzinfo=UTC)
+    assert plan(SITE, inputs, now=then).created_at == then
+    assert plan(SITE, inputs).created_at == inputs.start
