@@ -64,9 +64,15 @@ def diagnose(site: SiteConfig, inputs: PlanInputs, solver: Solver, time_limit_s:
     soft = build(site, inputs, soft=True)
     status, _ = run(soft.prob, solver, time_limit_s)
     if status not in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible):
+        culprits = _culprit_families(site, inputs, solver, time_limit_s, soft.families)
+        named = (
+            f"without the {', '.join(culprits)} constraints it would"
+            if culprits
+            else "no single constraint family is to blame"
+        )
         return (
             "no plan exists even with the terminal SoC, import/export limits and critical "
-            "loads relaxed; check the site file's limits"
+            f"loads relaxed; {named}; check the site file's limits"
         )
     missed = []
     for name, var in soft.slacks.items():
@@ -76,9 +82,38 @@ def diagnose(site: SiteConfig, inputs: PlanInputs, solver: Solver, time_limit_s:
     if not missed:
         return "the solver found no plan within its limits, but no constraint had to be relaxed"
     missed.sort(key=lambda item: -item[1])
-    parts = [_describe(name, amount, site, inputs) for name, amount in missed[:3]]
+    parts = [
+        f"{_describe(name, amount, site, inputs)} [{_RELAXED_FAMILY[name.partition(':')[0]]}]"
+        for name, amount in missed[:3]
+    ]
     more = f" (and {len(missed) - 3} more)" if len(missed) > 3 else ""
     return "cannot be met: " + "; ".join(parts) + more
+
+
+# slack kind -> the constraint family whose rows the slack relaxes
+_RELAXED_FAMILY = {
+    "terminal_soc": "terminal_soc",
+    "critical_load": "balance",
+    "import_limit": "import_limit",
+    "export_limit": "export_limit",
+}
+
+
+def _culprit_families(
+    site: SiteConfig,
+    inputs: PlanInputs,
+    solver: Solver,
+    time_limit_s: float,
+    families: dict[str, int],
+) -> list[str]:
+    """The constraint families whose removal alone makes the soft model solvable."""
+    found = []
+    for family in families:
+        trial = build(site, inputs, soft=True, skip=frozenset({family}))
+        status, _ = run(trial.prob, solver, time_limit_s)
+        if status in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible):
+            found.append(family)
+    return found
 
 
 def _describe(name: str, amount: float, site: SiteConfig, inputs: PlanInputs) -> str:

@@ -1,0 +1,51 @@
+"""Batteries: charge and discharge never at once, SoC dynamics, a terminal SoC floor.
+
+Families: `charge_mode`, `discharge_mode`, `soc_balance` per battery and step;
+`terminal_soc` per battery (soft: slack `terminal_soc:{battery}`)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pulp
+
+from grid.config import SiteConfig
+from optimization.inputs import PlanInputs
+
+if TYPE_CHECKING:
+    from optimization.model import Model
+
+
+def add(m: Model, site: SiteConfig, inputs: PlanInputs) -> None:
+    dt_h = inputs.step_s / 3600
+    for b in site.assets.batteries:
+        cap = b.capacity_kwh
+        soc0 = inputs.initial.soc_fraction[b.id] * cap
+        for t in range(inputs.steps):
+            ch = m.charge[b.id, t] = pulp.LpVariable(f"ch_{b.id}_{t}", 0, b.max_charge_kw)
+            dis = m.discharge[b.id, t] = pulp.LpVariable(f"dis_{b.id}_{t}", 0, b.max_discharge_kw)
+            mode = pulp.LpVariable(f"mode_{b.id}_{t}", cat="Binary")  # 1: may charge
+            m.add("charge_mode", ch <= b.max_charge_kw * mode, b.id, t)
+            m.add("discharge_mode", dis <= b.max_discharge_kw * (1 - mode), b.id, t)
+            soc = m.soc_kwh[b.id, t] = pulp.LpVariable(
+                f"soc_{b.id}_{t}", b.soc_min_fraction * cap, b.soc_max_fraction * cap
+            )
+            before = soc0 if t == 0 else m.soc_kwh[b.id, t - 1]
+            m.add(
+                "soc_balance",
+                soc == before + (b.charge_efficiency * ch - dis / b.discharge_efficiency) * dt_h,
+                b.id,
+                t,
+            )
+            m.supply[t].append(dis)
+            m.demand[t].append(ch)
+            m.cost["degradation"].append(b.degradation_cost_eur_per_kwh * (ch + dis) * dt_h)
+        last = m.soc_kwh[b.id, inputs.steps - 1]
+        wanted = (inputs.terminal_soc_fraction or {}).get(b.id)
+        # Without a stated target, end no emptier than now (within the SoC window): a
+        # plan must not look cheap by spending energy the next plan will miss.
+        target = wanted * cap if wanted is not None else min(soc0, b.soc_max_fraction * cap)
+        if m.soft:
+            m.add("terminal_soc", last + m.slack(f"terminal_soc:{b.id}") >= target, b.id)
+        else:
+            m.add("terminal_soc", last >= target, b.id)
