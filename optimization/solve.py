@@ -93,6 +93,7 @@ def diagnose(site: SiteConfig, inputs: PlanInputs, solver: Solver, time_limit_s:
 # slack kind -> the constraint family whose rows the slack relaxes
 _RELAXED_FAMILY = {
     "terminal_soc": "terminal_soc",
+    "day_end_soc": "day_end_soc",
     "critical_load": "balance",
     "import_limit": "import_limit",
     "export_limit": "export_limit",
@@ -124,8 +125,14 @@ def _describe(name: str, amount: float, site: SiteConfig, inputs: PlanInputs) ->
             f"terminal SoC of {rest}: short by {amount:.1f} kWh "
             f"({amount / battery.capacity_kwh:.0%} of capacity) at the end of the horizon"
         )
-    asset, _, step = rest.rpartition(":") if kind == "critical_load" else ("", "", rest)
+    asset, _, step = rest.rpartition(":") if ":" in rest else ("", "", rest)
     when = inputs.start + timedelta(seconds=int(step) * inputs.step_s)
+    if kind == "day_end_soc":
+        battery = next(b for b in site.assets.batteries if b.id == asset)
+        return (
+            f"end-of-day SoC floor of {asset} ({battery.end_of_day_soc_fraction:.0%}): short "
+            f"by {amount:.1f} kWh at {when + timedelta(seconds=inputs.step_s):%Y-%m-%d %H:%M}Z"
+        )
     if kind == "critical_load":
         return f"critical load {asset} short by {amount:.1f} kW at {when:%Y-%m-%d %H:%M}Z"
     limit = site.grid.import_limit_kw if kind == "import_limit" else site.grid.export_limit_kw

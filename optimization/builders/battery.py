@@ -1,7 +1,9 @@
 """Batteries: charge and discharge never at once, SoC dynamics, a terminal SoC floor.
 
 Families: `charge_mode`, `discharge_mode`, `soc_balance` per battery and step;
-`terminal_soc` per battery (soft: slack `terminal_soc:{battery}`)."""
+`terminal_soc` per battery (soft: slack `terminal_soc:{battery}`); `day_end_soc` per
+battery and step ending at site-local midnight, where it has an end-of-day floor
+(soft: slack `day_end_soc:{battery}:{t}`)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import pulp
 
 from grid.config import SiteConfig
 from optimization.inputs import PlanInputs
+from optimization.plan import day_ends
 
 if TYPE_CHECKING:
     from optimization.model import Model
@@ -40,6 +43,14 @@ def add(m: Model, site: SiteConfig, inputs: PlanInputs) -> None:
             m.supply[t].append(dis)
             m.demand[t].append(ch)
             m.cost["degradation"].append(b.degradation_cost_eur_per_kwh * (ch + dis) * dt_h)
+        if b.end_of_day_soc_fraction is not None:
+            floor = b.end_of_day_soc_fraction * cap
+            for t in day_ends(site, inputs):
+                soc = m.soc_kwh[b.id, t]
+                if m.soft:
+                    m.add("day_end_soc", soc + m.slack(f"day_end_soc:{b.id}:{t}") >= floor, b.id, t)
+                else:
+                    m.add("day_end_soc", soc >= floor, b.id, t)
         last = m.soc_kwh[b.id, inputs.steps - 1]
         wanted = (inputs.terminal_soc_fraction or {}).get(b.id)
         # Without a stated target, end no emptier than now (within the SoC window): a
