@@ -103,7 +103,7 @@ def summary_table(site: SiteConfig) -> Table:
         table.add_row(
             ld.id,
             "load" + (" (critical)" if ld.critical else ""),
-            f"{ld.board}#{ld.channel}",
+            f"{ld.board}#{ld.channel}" if ld.switchable else "metered",
             f"{ld.nominal_kw:g} kW, priority {ld.priority}",
         )
     for g in a.peakers:

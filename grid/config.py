@@ -120,14 +120,31 @@ class PV(_Model):
 
 class Load(_Model):
     id: Ident
-    board: Ident
-    channel: Annotated[int, Field(ge=1, le=16)]
+    # The relay that switches it; a load with neither is metered only: forecast and
+    # planned for, never switched (served in full like a critical load).
+    board: Ident | None = None
+    channel: Annotated[int, Field(ge=1, le=16)] | None = None
     nominal_kw: PositiveKw
     priority: Annotated[int, Field(ge=1, le=10, description="1 = shed first, 10 = shed last")]
     critical: bool = False
     # The demand shape the simulator and synthetic training data give this load.
     profile: Literal["flat", "server", "refrigeration", "ev", "office"] = "flat"
     value_of_lost_load_eur_per_kwh: Annotated[float, Field(ge=0.0)] = 1.0
+
+    @model_validator(mode="after")
+    def _relay_complete(self) -> Self:
+        if (self.board is None) != (self.channel is None):
+            raise ValueError("give both board and channel (a relay) or neither (metered only)")
+        return self
+
+    @property
+    def switchable(self) -> bool:
+        return self.board is not None
+
+    @property
+    def must_serve(self) -> bool:
+        """Critical, or without a relay to shed it by."""
+        return self.critical or not self.switchable
 
 
 class Peaker(_Model):
@@ -333,7 +350,11 @@ class SiteConfig(_Model):
             ],
             "pv_inverter": [(f"assets.pv[{p.id}].device", p.device) for p in self.assets.pv],
             "peaker": [(f"assets.peakers[{p.id}].device", p.device) for p in self.assets.peakers],
-            "relay_board": [(f"assets.loads[{ld.id}].board", ld.board) for ld in self.assets.loads],
+            "relay_board": [
+                (f"assets.loads[{ld.id}].board", ld.board)
+                for ld in self.assets.loads
+                if ld.board is not None
+            ],
             "meter": [("grid.meter", self.grid.meter)] if self.grid.meter else [],
         }
         for kind, refs in wants.items():
@@ -347,6 +368,8 @@ class SiteConfig(_Model):
                     )
         seen: dict[tuple[str, int], str] = {}
         for load in self.assets.loads:
+            if load.board is None or load.channel is None:
+                continue
             board = devices[load.board]
             if load.channel > board.channels:
                 raise ValueError(

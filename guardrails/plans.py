@@ -105,6 +105,8 @@ def step_actions(
     pv_caps = pv_caps_kw(site, step)
     actions: list[Action] = []
     for load in site.assets.loads:
+        if not load.switchable:
+            continue
         want = step.relay_on.get(load.id)
         if want is not None and snapshot.relay_on.get(load.id) != want:
             actions.append(Action(kind="set_relay", asset=load.id, on=want))

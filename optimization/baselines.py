@@ -30,7 +30,7 @@ def _schedule(site: SiteConfig, inputs: PlanInputs, controlled: bool) -> list[St
     dt_h = inputs.step_s / 3600
     soc = {b.id: inputs.initial.soc_fraction[b.id] for b in site.assets.batteries}
     sheddable = sorted(
-        (ld for ld in site.assets.loads if not ld.critical), key=lambda ld: ld.priority
+        (ld for ld in site.assets.loads if not ld.must_serve), key=lambda ld: ld.priority
     )
     threshold = SHED_AT_FRACTION * site.grid.import_limit_kw
     out = []

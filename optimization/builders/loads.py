@@ -31,7 +31,7 @@ def add(m: Model, site: SiteConfig, inputs: PlanInputs) -> None:
         was_on = inputs.initial.relay_on.get(ld.id, True)
         for t in T:
             need = inputs.load_kw[ld.id][t]
-            if ld.critical:
+            if ld.must_serve:
                 m.on[ld.id, t] = 1
                 if m.soft:
                     unserved = m.slack(f"critical_load:{ld.id}:{t}")
@@ -48,7 +48,7 @@ def add(m: Model, site: SiteConfig, inputs: PlanInputs) -> None:
             m.demand[t].append(need * on)
             m.cost["shed_load"].append(need * (1 - on) * ld.value_of_lost_load_eur_per_kwh * dt_h)
             m.cost["switching"].append(SWITCH_COST_EUR * sw)
-        if ld.critical:
+        if ld.must_serve:
             continue
         # no switching again within the dwell, nor before the current state has lasted it
         held_s = inputs.initial.relay_on_since_s.get(ld.id, math.inf)

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from grid.config import SiteConfig, load_site, parse_site
+from grid.config import Load, SiteConfig, load_site, parse_site
 from grid.profiles import generate
+from guardrails.plans import step_actions
+from guardrails.policy import SiteSnapshot
 from optimization.baselines import no_control
 from optimization.inputs import InitialState, PlanInputs, initial_state, inputs_from_profiles
 from optimization.plan import costs_of
@@ -227,3 +229,27 @@ def test_a_plan_is_stamped_with_the_clock_it_was_given_not_the_wall() -> None:
     then = datetime(2031, 3, 4, 5, 6, tzinfo=UTC)
     assert plan(SITE, inputs, now=then).created_at == then
     assert plan(SITE, inputs).created_at == inputs.start
+
+
+def test_a_metered_load_without_a_relay_is_planned_for_and_never_switched() -> None:
+    loads = [
+        ld.model_copy(update={"board": None, "channel": None, "critical": False})
+        if ld.id == "ev-chargers"
+        else ld
+        for ld in SITE.assets.loads
+    ]
+    site = SITE.model_copy(update={"assets": SITE.assets.model_copy(update={"loads": loads})})
+    inputs = day_inputs(steps=48)
+    # dear enough power that the plan would shed the EV chargers if it could
+    shed_worthy = inputs.model_copy(update={"import_price_eur_per_kwh": [50.0] * 48})
+    assert not all(step.relay_on["ev-chargers"] for step in plan(SITE, shed_worthy).steps)
+    made = plan(site, shed_worthy)
+    assert all(step.relay_on["ev-chargers"] for step in made.steps)
+    snap = SiteSnapshot(now=made.steps[0].time, relay_on={"ev-chargers": None})
+    actions = step_actions(site, made.steps[0], snap, 0.0)
+    assert all(a.asset != "ev-chargers" for a in actions)
+
+
+def test_a_load_with_half_a_relay_is_refused_naming_the_fields() -> None:
+    with pytest.raises(ValueError, match="both board and channel"):
+        Load(id="x", board="relay-1", nominal_kw=1.0, priority=1)
