@@ -100,6 +100,14 @@ def window_inputs(
         import_price_eur_per_kwh=[float(x) for x in prices[0]],
         export_price_eur_per_kwh=[float(x) for x in prices[1]],
         initial=initial,
+        # A battery with an end-of-day floor ends each plan at the floor or above: the
+        # next plan starts from what this one leaves, and nights need the reserve.
+        terminal_soc_fraction={
+            b.id: b.end_of_day_soc_fraction
+            for b in site.assets.batteries
+            if b.end_of_day_soc_fraction is not None
+        }
+        or None,
     )
 
 
