@@ -118,6 +118,9 @@ def summary_table(site: SiteConfig) -> Table:
 
 
 def _register_rooms() -> None:
+    from grid.data_cli import register  # the root's own room: data in and out of the store
+
+    register(app)
     for ep in sorted(entry_points(group="gridpilot.commands"), key=lambda e: e.name):
         ep.load()(app)
 

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from grid.config import SiteConfig
 from grid.errors import ConfigError
 from grid.profiles import SiteProfiles
+from grid.store.base import Store
 from grid.tariff import prices_eur_per_kwh
 from grid.telemetry import Measurement
 
@@ -31,8 +32,9 @@ PRICE_SERIES = {
 POWER_UNITS = {"kW": 1.0, "W": 0.001, "MW": 1000.0}
 ENERGY_UNITS = {"kWh": 1.0, "Wh": 0.001}  # energy per row: divided by the row's hours
 PRICE_UNITS = {"EUR/kWh": 1.0, "EUR/MWh": 0.001}
-# Beyond this a "kW" column is almost surely in W: refuse rather than plan for it.
-MAX_PLAUSIBLE_KW = 100_000.0
+# A series this many times its asset's rating is almost surely in the wrong unit (W
+# read as kW): refuse it rather than plan for it.
+PLAUSIBLE_TIMES_RATING = 5.0
 
 
 class Column(BaseModel):
@@ -80,10 +82,7 @@ class SiteData(BaseModel):
     def measurements(self, site: SiteConfig) -> list[Measurement]:
         """What the store keeps: power per asset, the meter, prices (as the gateway and
         history_frame name them). Same times, same series: importing twice adds nothing."""
-        names = {ld.id: (ld.id, "power_kw", "kW") for ld in site.assets.loads}
-        names |= {p.id: (p.id, "power_kw", "kW") for p in site.assets.pv}
-        names["grid"] = ("grid", "power_kw", "kW")
-        names |= {k: ("tariff", v, "EUR/kWh") for k, v in PRICE_SERIES.items()}
+        names = _names(site)
         out = []
         for series in self.frame.columns:
             asset, quantity, unit = names[series]
@@ -202,15 +201,20 @@ def read_site_csv(
     if len(raw) < 2:
         raise ConfigError(f"{path}: {len(raw)} row(s); need at least two")
     file_step_s = int(pd.Series(raw.index).diff().median().total_seconds())
+    ratings = {ld.id: ld.nominal_kw for ld in site.assets.loads}
+    ratings |= {p.id: p.peak_kw for p in site.assets.pv}
+    ratings["grid"] = max(site.grid.import_limit_kw, site.grid.export_limit_kw)
     for col in columns:
         if _scale(col.series, col.unit, col.column)[2]:  # energy per row -> mean power
             raw[col.series] = raw[col.series] / (file_step_s / 3600)
         if col.series not in PRICE_SERIES:
             top = float(raw[col.series].abs().max())
-            if top > MAX_PLAUSIBLE_KW:
+            limit = PLAUSIBLE_TIMES_RATING * ratings[col.series]
+            if top > limit:
                 raise ConfigError(
-                    f"column {col.column!r} reaches {top:g} kW (limit {MAX_PLAUSIBLE_KW:g}): "
-                    "is it in W? write --map COLUMN=SERIES:W"
+                    f"column {col.column!r} reaches {top:g} kW, over {PLAUSIBLE_TIMES_RATING:g}x "
+                    f"the {ratings[col.series]:g} kW rating of {col.series} (limit {limit:g} kW): "
+                    f"is it in W? write --map '{col.column}={col.series}:W'"
                 )
             if col.series != "grid" and float(raw[col.series].min()) < -1e-6:
                 raise ConfigError(
@@ -240,6 +244,26 @@ def missing_for_planning(site: SiteConfig, data: SiteData) -> list[str]:
     """Load and PV ids the data has no series for: the closed loop needs them all."""
     wanted = [ld.id for ld in site.assets.loads] + [p.id for p in site.assets.pv]
     return [k for k in wanted if k not in data.frame.columns]
+
+
+def _names(site: SiteConfig) -> dict[str, tuple[str, str, str]]:
+    """Series -> (asset, quantity, unit) as the store keeps it."""
+    names = {ld.id: (ld.id, "power_kw", "kW") for ld in site.assets.loads}
+    names |= {p.id: (p.id, "power_kw", "kW") for p in site.assets.pv}
+    names["grid"] = ("grid", "power_kw", "kW")
+    names |= {k: ("tariff", v, "EUR/kWh") for k, v in PRICE_SERIES.items()}
+    return names
+
+
+def stored_frame(site: SiteConfig, store: Store, start: datetime, end: datetime) -> pd.DataFrame:
+    """Every series of the site the store holds between start and end, step means."""
+    step_s = site.site.step_s
+    columns = {}
+    for series, (asset, quantity, _) in _names(site).items():
+        samples = store.query(site.site.name, asset, quantity, start, end, window_s=step_s)
+        if samples:
+            columns[series] = pd.Series({pd.Timestamp(s.time): s.value for s in samples})
+    return pd.DataFrame(columns).sort_index()
 
 
 def write_csv(path: Path, frame: pd.DataFrame, tz: ZoneInfo | None = None) -> int:

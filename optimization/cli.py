@@ -12,6 +12,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from grid.cli import DEFAULT_SITE, SiteOption, console, err_console
+from grid.data_cli import MapOption
 
 optimize_app = typer.Typer(
     help="Plan dispatch with the MILP; compare controllers.", no_args_is_help=True
@@ -25,9 +26,17 @@ def plan_cmd(
     hours: Annotated[float, typer.Option(min=0.25, max=744, help="Horizon, hours")] = 24,
     solver: SolverOption = "cbc",
     seed: Annotated[int, typer.Option(help="Profile seed for the simulated forecast")] = 0,
+    at: Annotated[
+        datetime | None,
+        typer.Option(
+            help="Plan as of this time (ISO; naive = site-local) from stored data: "
+            "forecasts by the site's trained models, SoC and billing peak from the store"
+        ),
+    ] = None,
 ) -> None:
     """One plan from now for the site's simulated profiles (the perfect forecast of the
-    simulator); shows costs against no control and the first hours of setpoints."""
+    simulator), or with --at from the site's stored history, as the live `optimize`
+    tool plans; shows costs against no control and the first hours of setpoints."""
     from grid.config import load_site
     from grid.profiles import generate
     from optimization.inputs import initial_state, inputs_from_profiles
@@ -35,14 +44,35 @@ def plan_cmd(
 
     site = load_site(site_path)
     step_s = site.site.step_s
-    now = datetime.now(UTC)
-    start = now - timedelta(seconds=now.timestamp() % step_s)
-    steps = max(1, round(hours * 3600 / step_s))
-    inputs = inputs_from_profiles(
-        site, generate(site, start, steps, seed=seed), initial_state(site)
-    )
-    with console.status(f"solving {steps} steps with {solver}"):
-        made = plan(site, inputs, solver=solver)  # type: ignore[arg-type]
+    if at is not None:
+        # The live path's input builder (tools.plan.inputs_at), fed from the store.
+        from grid.store import open_store
+        from tools.plan import inputs_at, stored_readings
+
+        now = (at if at.tzinfo else at.replace(tzinfo=site.site.tz)).astimezone(UTC)
+        store = open_store(site.settings.store_url, spool_dir=site.settings.state_dir / "spool")
+        try:
+            inputs, notes = inputs_at(
+                site,
+                store,
+                now,
+                min(hours, 24),
+                stored_readings(site, store, now),
+                site.settings.state_dir / "models",
+            )
+        finally:
+            store.close()
+        for note in notes:
+            err_console.print(note)
+    else:
+        now = datetime.now(UTC)
+        start = now - timedelta(seconds=now.timestamp() % step_s)
+        steps = max(1, round(hours * 3600 / step_s))
+        inputs = inputs_from_profiles(
+            site, generate(site, start, steps, seed=seed), initial_state(site)
+        )
+    with console.status(f"solving {inputs.steps} steps with {solver}"):
+        made = plan(site, inputs, solver=solver, now=now)  # type: ignore[arg-type]
     console.print(made.explanation)
     costs = Table("cost (EUR)", "plan", "no control")
     for field in (
@@ -72,16 +102,6 @@ def plan_cmd(
     console.print(f"status {made.status}, solver {made.solver}, {made.solve_time_s:.2f} s")
 
 
-MapOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--map",
-        help="COLUMN=SERIES[:UNIT]; series: a load or PV id, grid, "
-        "import_price, export_price; units kW, W, kWh, Wh, EUR/kWh, EUR/MWh",
-    ),
-]
-
-
 @optimize_app.command("closed-loop")
 def closed_loop_cmd(
     site_path: SiteOption = DEFAULT_SITE,
@@ -96,6 +116,7 @@ def closed_loop_cmd(
     ] = 28,
     mapping: MapOption = None,
     tz: Annotated[str | None, typer.Option(help="Zone of naive times in --data")] = None,
+    time_column: Annotated[str, typer.Option(help="The --data column holding times")] = "time",
     horizon_hours: Annotated[float, typer.Option(min=1, max=48, help="MPC horizon")] = 24,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print JSON, one object per controller")
@@ -112,7 +133,16 @@ def closed_loop_cmd(
     site = load_site(site_path)
     if data is not None:
         results = _closed_loop_on_data(
-            site, data, train_days, days, mapping or [], tz, horizon_hours, solver, as_json
+            site,
+            data,
+            train_days,
+            days,
+            mapping or [],
+            tz,
+            time_column,
+            horizon_hours,
+            solver,
+            as_json,
         )
         if as_json:
             typer.echo(json.dumps([r.model_dump() for r in results], indent=1))
@@ -152,9 +182,10 @@ def _closed_loop_on_data(
     train_days: int,
     days: float,
     mapping: list[str],
-    tz,
-    horizon_hours,
-    solver,
+    tz: str | None,
+    time_column: str,
+    horizon_hours: float,
+    solver: str,
     quiet: bool,
 ):
     from forecasting.rolling import rolling_forecaster
@@ -163,7 +194,7 @@ def _closed_loop_on_data(
     from optimization import closed_loop as loop
 
     try:
-        read = read_site_csv(data, site, parse_map(mapping), tz)
+        read = read_site_csv(data, site, parse_map(mapping), tz, time_column)
         missing = missing_for_planning(site, read)
         if missing:
             raise ConfigError(f"{data}: no series for {', '.join(missing)}; add --map COLUMN=ID")
