@@ -5,11 +5,11 @@ named variables and constraints named `{family}_{asset}_{t}`, so a diagnosis or 
 profile can say which family a row belongs to. `build` runs them in a fixed order
 and `grid_and_costs` closes the energy balance and states the objective.
 
-Demand charge, prorated: the month's peak is paid once, at the monthly rate. A
-24-hour plan cannot know whether a later day will set a higher peak anyway, and
-charging it the full rate for every kW above the peak so far makes it burn fuel all
-day early in a month. So an increase of the peak above `peak_import_kw_so_far` is
-charged at the monthly rate times the horizon's share of a 30-day billing period.
+Demand charge as the bill charges it: each billing period's peak is paid once, at
+the full rate (`tariff.demand_charge_eur_per_kw`), so a plan pays the full rate on any
+kW above the peak its period has reached so far, and a period that begins inside the
+horizon starts from zero (`optimization.plan.demand_periods`). An end-of-day SoC floor
+holds at each site-local midnight the horizon crosses.
 
 With `soft=True` the constraints that can be missed (terminal SoC, the import and
 export limits, serving critical loads) get priced slack variables, so a model that

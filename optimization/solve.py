@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pulp
 
@@ -28,9 +28,11 @@ def plan(
     time_limit_s: float = 20.0,
     objective_weights: dict[str, float] | None = None,
     warm_start: Plan | None = None,
+    now: datetime | None = None,
 ) -> Plan:
     """The cheapest schedule that keeps every hard constraint, or, when there is none,
-    the rule-based fallback with a diagnosis of what could not be met.
+    the rule-based fallback with a diagnosis of what could not be met. `now` (the
+    site's clock) stamps `created_at`; without it, the plan's start.
 
     `warm_start`, an earlier plan (the previous one of a receding horizon), gives the
     solver its relay and peaker decisions, shifted to this plan's start, as a first
@@ -38,6 +40,7 @@ def plan(
     inputs.check_against(site)
     if not 0 < time_limit_s <= 600:
         raise ValueError(f"time_limit_s = {time_limit_s} must be within (0, 600]")
+    made_at = now if now is not None else inputs.start
     options = options_for(inputs.steps)
     model = build(site, inputs, objective_weights)
     warm = warm_start is not None and _warm(site, inputs, model, warm_start)
@@ -61,14 +64,16 @@ def plan(
                 f"the {time_limit_s:g} s time limit stopped the search: feasible, maybe not optimal"
             )
         )
-        made = _plan(site, inputs, steps, label, solver, seconds, costs, baseline, note)
+        made = _plan(site, inputs, steps, label, solver, seconds, costs, baseline, note, made_at)
         return made.model_copy(update={"gap": outcome.gap})
     diagnosis = diagnose(site, inputs, solver, time_limit_s)
     steps = rule_based(site, inputs)
     if not steps:
         raise SolverFailed(diagnosis)
     costs = costs_of(site, inputs, steps)
-    return _plan(site, inputs, steps, "fallback", solver, seconds, costs, baseline, diagnosis)
+    return _plan(
+        site, inputs, steps, "fallback", solver, seconds, costs, baseline, diagnosis, made_at
+    )
 
 
 def _warm(site: SiteConfig, inputs: PlanInputs, m: Model, previous: Plan) -> bool:
@@ -81,18 +86,16 @@ def _warm(site: SiteConfig, inputs: PlanInputs, m: Model, previous: Plan) -> boo
     first = int(offset_s // inputs.step_s)
     if first >= len(previous.steps):
         return False
-    for t in range(inputs.steps):
-        step = previous.steps[min(first + t, len(previous.steps) - 1)]
-        for (asset, k), var in m.on.items():
-            if k == t and isinstance(var, pulp.LpVariable):
-                if asset not in step.relay_on:
-                    return False
-                var.setInitialValue(int(step.relay_on[asset]))
-        for (asset, k), var in m.peaker_on.items():
-            if k == t:
-                if asset not in step.peaker_on:
-                    return False
-                var.setInitialValue(int(step.peaker_on[asset]))
+    steps = [previous.steps[min(first + t, len(previous.steps) - 1)] for t in range(inputs.steps)]
+    for (asset, t), var in m.on.items():
+        if isinstance(var, pulp.LpVariable):
+            if asset not in steps[t].relay_on:
+                return False
+            var.setInitialValue(int(steps[t].relay_on[asset]))
+    for (asset, t), var in m.peaker_on.items():
+        if asset not in steps[t].peaker_on:
+            return False
+        var.setInitialValue(int(steps[t].peaker_on[asset]))
     return True
 
 
@@ -131,6 +134,7 @@ def diagnose(site: SiteConfig, inputs: PlanInputs, solver: Solver, time_limit_s:
 # slack kind -> the constraint family whose rows the slack relaxes
 _RELAXED_FAMILY = {
     "terminal_soc": "terminal_soc",
+    "day_end_soc": "day_end_soc",
     "critical_load": "balance",
     "import_limit": "import_limit",
     "export_limit": "export_limit",
@@ -161,8 +165,14 @@ def _describe(name: str, amount: float, site: SiteConfig, inputs: PlanInputs) ->
             f"terminal SoC of {rest}: short by {amount:.1f} kWh "
             f"({amount / battery.capacity_kwh:.0%} of capacity) at the end of the horizon"
         )
-    asset, _, step = rest.rpartition(":") if kind == "critical_load" else ("", "", rest)
+    asset, _, step = rest.rpartition(":") if ":" in rest else ("", "", rest)
     when = inputs.start + timedelta(seconds=int(step) * inputs.step_s)
+    if kind == "day_end_soc":
+        battery = next(b for b in site.assets.batteries if b.id == asset)
+        return (
+            f"end-of-day SoC floor of {asset} ({battery.end_of_day_soc_fraction:.0%}): short "
+            f"by {amount:.1f} kWh at {when + timedelta(seconds=inputs.step_s):%Y-%m-%d %H:%M}Z"
+        )
     if kind == "critical_load":
         return f"critical load {asset} short by {amount:.1f} kW at {when:%Y-%m-%d %H:%M}Z"
     limit = site.grid.import_limit_kw if kind == "import_limit" else site.grid.export_limit_kw
@@ -192,6 +202,7 @@ def extract(site: SiteConfig, inputs: PlanInputs, m: Model) -> list[StepSetpoint
                 peaker_kw={g.id: round(val(m.peaker_kw[g.id, t]), 4) for g in site.assets.peakers},
                 peaker_on={g.id: val(m.peaker_on[g.id, t]) > 0.5 for g in site.assets.peakers},
                 pv_limit_kw={p.id: round(val(m.pv[p.id, t]), 4) for p in site.assets.pv},
+                pv_available_kw={p.id: inputs.pv_kw[p.id][t] for p in site.assets.pv},
                 grid_import_kw=round(val(m.grid_import[t]), 4),
                 grid_export_kw=round(val(m.grid_export[t]), 4),
                 shed_kw=round(sum(inputs.load_kw[k][t] for k, on in relay_on.items() if not on), 4),
@@ -214,11 +225,12 @@ def _plan(
     costs: CostBreakdown,
     baseline: CostBreakdown,
     diagnosis: str | None,
+    created_at: datetime,
 ) -> Plan:
     return Plan(
         id="plan-" + uuid.uuid4().hex[:12],
         inputs_hash=inputs_hash(inputs),
-        created_at=datetime.now(UTC),
+        created_at=created_at,
         horizon_steps=inputs.steps,
         step_s=inputs.step_s,
         status=status,

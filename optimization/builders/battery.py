@@ -6,8 +6,9 @@ the model leaves out the binary that forbids it; the caller checks the solution 
 builds again with the binary only when some step did both (`overlap_steps`).
 
 Families: `soc_balance` per battery and step, `terminal_soc` per battery (soft: slack
-`terminal_soc:{battery}`); with `battery_modes`, `charge_mode` and `discharge_mode`
-per battery and step."""
+`terminal_soc:{battery}`); `day_end_soc` per battery and step ending at site-local
+midnight, where it has an end-of-day floor (soft: slack `day_end_soc:{battery}:{t}`);
+with `battery_modes`, `charge_mode` and `discharge_mode` per battery and step."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import pulp
 from grid.config import SiteConfig
 from optimization.builders import tie_break_eur
 from optimization.inputs import PlanInputs
+from optimization.plan import day_ends
 
 if TYPE_CHECKING:
     from optimization.model import Model
@@ -51,6 +53,14 @@ def add(m: Model, site: SiteConfig, inputs: PlanInputs) -> None:
             # among equally cheap plans, charge early and discharge late: energy in hand
             m.tie_break.append(tie_break_eur(t + 1, i) * ch * dt_h)
             m.tie_break.append(tie_break_eur(inputs.steps - t, i) * dis * dt_h)
+        if b.end_of_day_soc_fraction is not None:
+            floor = b.end_of_day_soc_fraction * cap
+            for t in day_ends(site, inputs):
+                soc = m.soc_kwh[b.id, t]
+                if m.soft:
+                    m.add("day_end_soc", soc + m.slack(f"day_end_soc:{b.id}:{t}") >= floor, b.id, t)
+                else:
+                    m.add("day_end_soc", soc >= floor, b.id, t)
         last = m.soc_kwh[b.id, inputs.steps - 1]
         wanted = (inputs.terminal_soc_fraction or {}).get(b.id)
         # Without a stated target, end no emptier than now (within the SoC window): a

@@ -38,7 +38,7 @@ def add(m: Model, site: SiteConfig, inputs: PlanInputs) -> None:
     cap_needed = math.ceil(per_hour / dwell) > cap_sw
     for i, ld in enumerate(site.assets.loads):
         was_on = inputs.initial.relay_on.get(ld.id, True)
-        if ld.critical:
+        if ld.must_serve:
             for t in T:
                 need = inputs.load_kw[ld.id][t]
                 m.on[ld.id, t] = 1
