@@ -25,7 +25,7 @@ from optimization.solve import plan
 
 SITE = load_site(Path(__file__).parents[1] / "examples" / "site.toml")
 START = datetime(2026, 6, 1, tzinfo=UTC)
-CASES = [(96, 7), (288, 3)]  # steps, runs (different profile seeds)
+CASES = [(96, 5), (288, 3)]  # steps, runs (different profile seeds)
 LONG_STEPS, LONG_LIMIT_S = 2016, 10.0
 TARGET_RATIO = 10.0
 

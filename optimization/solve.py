@@ -44,13 +44,14 @@ def plan(
     options = options_for(inputs.steps)
     model = build(site, inputs, objective_weights)
     warm = warm_start is not None and _warm(site, inputs, model, warm_start)
-    outcome = solve(model.prob, solver, time_limit_s, options, warm)
+    outcome = solve(model.prob, solver, time_limit_s, options, warm, _round_up_from(model))
     seconds = outcome.seconds
     if outcome.status in SOLVED and overlap_steps(model, site):
         # the plan burns energy through the battery somewhere: forbid it explicitly
         model = build(site, inputs, objective_weights, battery_modes=True)
         warm = warm_start is not None and _warm(site, inputs, model, warm_start)
-        outcome = solve(model.prob, solver, max(1.0, time_limit_s - seconds), options, warm)
+        left = max(1.0, time_limit_s - seconds)
+        outcome = solve(model.prob, solver, left, options, warm, _round_up_from(model))
         seconds += outcome.seconds
     baseline = costs_of(site, inputs, no_control(site, inputs))
     if outcome.status in SOLVED:
@@ -74,6 +75,11 @@ def plan(
     return _plan(
         site, inputs, steps, "fallback", solver, seconds, costs, baseline, diagnosis, made_at
     )
+
+
+def _round_up_from(m: Model) -> dict[str, float]:
+    """Peakers the relaxation runs at all are rounded on (see solvers.ROUND_UP_FROM)."""
+    return {var.name: 0.0 for var in m.peaker_on.values()}
 
 
 def _warm(site: SiteConfig, inputs: PlanInputs, m: Model, previous: Plan) -> bool:
