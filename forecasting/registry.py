@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pandas as pd
 from pydantic import BaseModel
-from xgboost import XGBRegressor
 
 from forecasting.features import FEATURES
 from forecasting.models import QUANTILES, Trained
@@ -135,6 +134,8 @@ def load(root: Path, target: str, version: str | None = None) -> tuple[Trained, 
 
 def _read(folder: Path, target: str) -> tuple[Trained, ModelMeta]:
     meta = ModelMeta.model_validate_json((folder / "meta.json").read_text())
+    from xgboost import XGBRegressor  # heavy: loaded with the first model
+
     model = XGBRegressor()
     model.load_model(folder / "model.json")
     trained = Trained(

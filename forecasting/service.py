@@ -16,37 +16,23 @@ import weakref
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel
 
 from forecasting import registry
 from forecasting.features import TARGET_COLUMN, steps_per_day, with_derived
 from forecasting.models import Trained, predict, recent_band_scale
 from forecasting.registry import ModelMeta
+from forecasting.schema import Forecast, Target
 from grid.config import SiteConfig
 from grid.profiles import SiteProfiles
 from grid.store import Store
 from grid.tariff import prices_eur_per_kwh
 
-Target = Literal["load", "pv", "price", "net_load", "net_load_change_30min"]
 HISTORY_DAYS = 8
 REREAD_AFTER_S = 3600.0  # wall time after which cached history is read again in full
 LATE_STEPS = 2  # steps before the last complete one read again each call
-
-
-class Forecast(BaseModel):
-    target: Target
-    unit: str  # "kW" or "EUR/kWh"
-    times: list[datetime]  # UTC, step starts
-    p50: list[float]
-    p10: list[float]
-    p90: list[float]
-    method: Literal["xgboost", "seasonal_naive", "persistence"]
-    model_version: str | None
-    note: str
 
 
 def _grid(start: datetime, end: datetime, step_s: int) -> pd.DatetimeIndex:

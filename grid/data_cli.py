@@ -4,11 +4,10 @@ its store as CSV."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
-import pandas as pd
 import typer
 from rich.table import Table
 
@@ -54,7 +53,7 @@ def import_cmd(
     try:
         before = set()
         if points:
-            end = max(p.time for p in points) + pd.Timedelta(seconds=1)
+            end = max(p.time for p in points) + timedelta(seconds=1)
             begin = min(p.time for p in points)
             for asset, quantity in {(p.asset, p.quantity) for p in points}:
                 for s in store.query(site.site.name, asset, quantity, begin, end):

@@ -21,7 +21,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field, ValidationError
 
-from forecasting.service import Forecast
+from forecasting.schema import Forecast
 from grid.errors import PolicyRefusal
 from guardrails.policy import Action
 from guardrails.principals import Caller

@@ -7,12 +7,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, Field
 
-from forecasting.service import Forecast, Target, asset_history
-from forecasting.service import forecast as run_forecast
-from forecasting.shares import LOOK_BACK_DAYS, split, typical_shares
+from forecasting.schema import Forecast, Target
 from grid.config import SiteConfig
 from grid.errors import PolicyRefusal
 from grid.store import Store
@@ -21,7 +18,6 @@ from guardrails.plans import check_drift, current_step, step_actions
 from guardrails.principals import Caller, Capability
 from optimization.inputs import PlanInputs, initial_from_readings, window_inputs
 from optimization.plan import CostBreakdown, StepSetpoints
-from optimization.solve import plan as solve_plan
 from tools.act import ActionOutcome, outcome_of
 from tools.runtime import Runtime
 
@@ -41,6 +37,8 @@ class ForecastRequest(BaseModel):
 
 
 def forecast(rt: Runtime, caller: Caller, req: ForecastRequest) -> Forecast:
+    from forecasting.service import forecast as run_forecast  # pandas, XGBoost: on first use
+
     rt.actuator.require(caller, Capability.READ, "forecast", req.model_dump())
     steps = max(1, round(req.horizon_hours * 3600 / rt.site.site.step_s))
     return run_forecast(
@@ -105,6 +103,12 @@ def inputs_at(
     each one's typical share on recent same-kind days (`forecasting.shares`), by
     nominal or peak power where no history says. A load kept off on all those days
     metered zero and gets no share until it has run again."""
+    import pandas as pd  # heavy modules load with the first forecast, not at start-up
+
+    from forecasting.service import asset_history
+    from forecasting.service import forecast as run_forecast
+    from forecasting.shares import LOOK_BACK_DAYS, split, typical_shares
+
     step_s = site.site.step_s
     steps = max(1, round(horizon_hours * 3600 / step_s))
     start = _step_start(now, step_s)
@@ -167,6 +171,8 @@ def plan_inputs(rt: Runtime, horizon_hours: float) -> tuple[PlanInputs, list[str
 
 
 def optimize(rt: Runtime, caller: Caller, req: OptimizeRequest) -> PlanSummary:
+    from optimization.solve import plan as solve_plan  # PuLP loads with the first plan
+
     rt.actuator.require(caller, Capability.PLAN, "optimize", req.model_dump())
     inputs, notes = plan_inputs(rt, req.horizon_hours)
     made = solve_plan(
