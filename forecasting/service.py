@@ -149,8 +149,7 @@ def _cached_history(
             cache.counts = _counts(site, store, first, until)
             cache.counted_until = until
     cache.made = {k: v for k, v in cache.made.items() if k[1] == origin}
-    window = cache.raw[(cache.raw.index >= start) & (cache.raw.index < end)]
-    return with_derived(window, site.site.step_s), cache
+    return cache.raw[(cache.raw.index >= start) & (cache.raw.index < end)], cache
 
 
 def _series(
@@ -213,12 +212,13 @@ def forecast(
     origin = pd.Timestamp(now).floor(f"{step_s}s") - pd.Timedelta(seconds=step_s)
     start = origin - pd.Timedelta(days=HISTORY_DAYS)
     end = origin + pd.Timedelta(seconds=(horizon_steps + 1) * step_s)
-    frame, cache = _cached_history(site, store, start, end, origin)
+    raw, cache = _cached_history(site, store, start, end, origin)
     loaded = registry.load(registry_dir, target) if registry_dir is not None else None
     version = loaded[1].version if loaded else None
     made_key = (target, origin, horizon_steps, registry_dir, version)
     if made_key in cache.made:
         return cache.made[made_key].model_copy()
+    frame = with_derived(raw, step_s)
     made = _forecast(site, frame, origin, target, horizon_steps, loaded)
     cache.made[made_key] = made
     return made.model_copy()
