@@ -77,5 +77,5 @@ def site_map(site: SiteConfig) -> SiteMap:
         site=site.site.name,
         kinds={d.id: d.kind for d in site.devices},
         assets=assets,
-        channels={(ld.board, ld.channel): ld.id for ld in a.loads},
+        channels={(ld.board, ld.channel): ld.id for ld in a.loads if ld.board and ld.channel},
     )

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel
-from sklearn.ensemble import IsolationForest
 
 from grid.config import SiteConfig
 from grid.profiles import solar_elevation_sin
 from grid.store import Store
 from grid.telemetry import Event, Sample, Severity
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 WINDOW = timedelta(minutes=30)
 STUCK_SAMPLES = 10  # identical non-zero readings in a row that mean a frozen sensor
@@ -130,6 +132,8 @@ def seasonal_residuals(
 ) -> list[tuple[datetime, float]]:
     """Robust z-scores of (value - same time yesterday), per window of `step_s`: the
     residual detector for false data that stays inside physical limits."""
+    import pandas as pd  # heavy: loaded on the first scan, not when the server starts
+
     now = pd.Series({s.time: s.value for s in samples}, dtype=float)
     before = pd.Series({s.time + timedelta(days=1): s.value for s in day_ago}, dtype=float)
     if now.empty or before.empty:
@@ -194,6 +198,8 @@ def site_vectors(
     site: SiteConfig, store: Store, start: datetime, end: datetime, window_s: int = 60
 ) -> pd.DataFrame:
     """One row per window: grid power, voltage, frequency, total load, PV, battery SoC."""
+    import pandas as pd
+
     name = site.site.name
     series = {
         "grid_kw": ("grid", "power_kw"),
@@ -268,6 +274,8 @@ def scan(
                 )
     frame = site_vectors(site, store, start, end).dropna()
     if len(frame) >= 50:
+        from sklearn.ensemble import IsolationForest
+
         forest = IsolationForest(contamination=contamination, random_state=seed, n_jobs=1)
         values = frame.to_numpy()
         scaled = (values - values.mean(axis=0)) / (values.std(axis=0) + 1e-9)

@@ -24,14 +24,43 @@ Source = Annotated[
 ]
 
 
-def _frame(site, source: str, days: int, seed: int = 0):
+Window = Annotated[
+    datetime | None,
+    typer.Option(help="ISO time; without an offset, site-local. Default: --days up to now"),
+]
+
+
+def _window(site, days: int, start: datetime | None, end: datetime | None):
+    """[start, end) in UTC: --start/--end where given, otherwise --days back from the
+    other end (or from now)."""
+    tz = site.site.tz
+    start, end = (
+        None if t is None else (t if t.tzinfo else t.replace(tzinfo=tz)) for t in (start, end)
+    )
+    if end is None:
+        end = (
+            start + timedelta(days=days)
+            if start is not None
+            else datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        )
+    if start is None:
+        start = end - timedelta(days=days)
+    if end <= start:
+        raise typer.BadParameter(
+            f"--end ({end:%Y-%m-%d %H:%M}) must be after --start ({start:%Y-%m-%d %H:%M})",
+            param_hint="--end",
+        )
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+def _frame(site, source: str, days: int, seed: int = 0, start=None, end=None):
     """History as a step frame, from the store or the synthetic profiles."""
     from forecasting.service import frame_from_profiles, history_frame
     from grid.profiles import generate
     from grid.store import open_store
 
-    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    start = end - timedelta(days=days)
+    start, end = _window(site, days, start, end)
+    days = max(1, round((end - start).total_seconds() / 86_400))
     if source == "synthetic":
         steps = days * 86_400 // site.site.step_s
         return frame_from_profiles(generate(site, start, steps, seed=seed))
@@ -45,7 +74,8 @@ def _frame(site, source: str, days: int, seed: int = 0):
     have = frame["load_kw"].notna().mean()
     if have < 0.5:
         err_console.print(
-            f"only {have:.0%} of the last {days} days are in the store; train "
+            f"only {have:.0%} of {start:%Y-%m-%d %H:%M}Z..{end:%Y-%m-%d %H:%M}Z is in the "
+            "store; import history (gridpilot data import), pick --start/--end, or train "
             "with --source synthetic until more history exists"
         )
         raise typer.Exit(1)
@@ -58,6 +88,8 @@ def train_cmd(
     target: Annotated[list[str] | None, typer.Option(help="Target(s); default: all")] = None,
     days: Days = 28,
     source: Source = "store",
+    start: Window = None,
+    end: Window = None,
 ) -> None:
     """Train, score on the last fifth of the window, save and promote one model per
     target (XGBoost's own format, in the site's state_dir/models)."""
@@ -73,7 +105,7 @@ def train_cmd(
     for t in targets:
         if t not in TARGETS:
             raise typer.BadParameter(f"{t!r}: one of {', '.join(TARGETS)}", param_hint="--target")
-    frame = _frame(site, source, days)
+    frame = _frame(site, source, days, start=start, end=end)
     split = frame.index[0] + (frame.index[-1] - frame.index[0]) * 0.8
     results = Table("target", "version", "rows", "MAE 1 h", "seasonal naive", "P10-P90 cover")
     with Progress(console=err_console) as progress:
@@ -114,6 +146,8 @@ def backtest_cmd(
     days: Days = 35,
     test_days: Annotated[int, typer.Option(min=1, max=60, help="Days held out")] = 7,
     source: Source = "synthetic",
+    start: Window = None,
+    end: Window = None,
 ) -> None:
     """Rolling-origin backtest against persistence and seasonal naive, per horizon."""
     import pandas as pd
@@ -125,12 +159,14 @@ def backtest_cmd(
     site = load_site(site_path)
     if target not in TARGETS:
         raise typer.BadParameter(f"{target!r}: one of {', '.join(TARGETS)}", param_hint="--target")
-    if test_days >= days - 2:
+    begin, until = _window(site, days, start, end)
+    span = (until - begin).total_seconds() / 86_400
+    if test_days >= span - 2:
         raise typer.BadParameter(
-            f"test_days ({test_days}) must leave 3 days or more of the {days} to train on",
+            f"test_days ({test_days}) must leave 3 days or more of the {span:g} to train on",
             param_hint="--test-days",
         )
-    frame = _frame(site, source, days)
+    frame = _frame(site, source, days, start=start, end=end)
     split = frame.index[-1] - pd.Timedelta(days=test_days)
     with Progress(console=err_console) as progress:
         task = progress.add_task("train and score", total=2)

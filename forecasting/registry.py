@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pandas as pd
 from pydantic import BaseModel
-from xgboost import XGBRegressor
 
 from forecasting.features import FEATURES
 from forecasting.models import QUANTILES, Trained
@@ -113,12 +112,30 @@ def roll_back(root: Path, target: str) -> str:
     return previous
 
 
+# (model folder, model.json's mtime) -> the loaded model: parsing the JSON took most of
+# a forecast call. A version folder is written once, so the key changes with it.
+_LOADED: dict[tuple[Path, int], tuple[Trained, ModelMeta]] = {}
+
+
 def load(root: Path, target: str, version: str | None = None) -> tuple[Trained, ModelMeta] | None:
+    """The promoted (or named) model; the same objects again while its files are unchanged.
+    Callers only read them."""
     version = version or current(root, target)
     if version is None:
         return None
     folder = _target_dir(root, target) / version
+    key = (folder.resolve(), (folder / "model.json").stat().st_mtime_ns)
+    if key not in _LOADED:
+        if len(_LOADED) >= 16:  # a few targets and versions; never grows with time
+            _LOADED.pop(next(iter(_LOADED)))
+        _LOADED[key] = _read(folder, target)
+    return _LOADED[key]
+
+
+def _read(folder: Path, target: str) -> tuple[Trained, ModelMeta]:
     meta = ModelMeta.model_validate_json((folder / "meta.json").read_text())
+    from xgboost import XGBRegressor  # heavy: loaded with the first model
+
     model = XGBRegressor()
     model.load_model(folder / "model.json")
     trained = Trained(

@@ -1,38 +1,38 @@
 """The forecast other rooms ask for: a model when one is trained and there is history
-enough for its features, otherwise an honest naive method that says so."""
+enough for its features, otherwise an honest naive method that says so.
+
+Calls are cached per store (`_Cache`): the history read once is kept, and a later
+call reads only what is new since the last complete step it saw (plus two steps for
+late arrivals). Before trusting the rest, it counts the stored samples of each series
+there (one small query each): a backfill or a replayed spool changes the count and
+everything is read again, as it is after REREAD_AFTER_S anyway. A call for the same
+target, origin and horizon with no new data returns the forecast already made.
+"""
 
 from __future__ import annotations
 
+import time
+import weakref
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel
 
 from forecasting import registry
 from forecasting.features import TARGET_COLUMN, steps_per_day, with_derived
-from forecasting.models import predict, recent_band_scale
+from forecasting.models import Trained, predict, recent_band_scale
+from forecasting.registry import ModelMeta
+from forecasting.schema import Forecast, Target
 from grid.config import SiteConfig
 from grid.profiles import SiteProfiles
 from grid.store import Store
 from grid.tariff import prices_eur_per_kwh
 
-Target = Literal["load", "pv", "price", "net_load", "net_load_change_30min"]
 HISTORY_DAYS = 8
-
-
-class Forecast(BaseModel):
-    target: Target
-    unit: str  # "kW" or "EUR/kWh"
-    times: list[datetime]  # UTC, step starts
-    p50: list[float]
-    p10: list[float]
-    p90: list[float]
-    method: Literal["xgboost", "seasonal_naive", "persistence"]
-    model_version: str | None
-    note: str
+REREAD_AFTER_S = 3600.0  # wall time after which cached history is read again in full
+LATE_STEPS = 2  # steps before the last complete one read again each call
 
 
 def _grid(start: datetime, end: datetime, step_s: int) -> pd.DatetimeIndex:
@@ -44,6 +44,10 @@ def history_frame(site: SiteConfig, store: Store, start: datetime, end: datetime
     """Stored telemetry resampled to the site's step (means), one column per series:
     load_kw (sum of loads), pv_kw (sum of PV), price_eur_per_kwh (the tariff's, filled
     for steps with no stored price), plus derived net load and its 30-min change."""
+    return with_derived(_read(site, store, start, end), site.site.step_s)
+
+
+def _read(site: SiteConfig, store: Store, start: datetime, end: datetime) -> pd.DataFrame:
     step_s = site.site.step_s
     index = _grid(start, end, step_s)
 
@@ -62,7 +66,90 @@ def history_frame(site: SiteConfig, store: Store, start: datetime, end: datetime
     stored = _series(site, store, "tariff", "import_price_eur_per_kwh", start, end)
     tariff = pd.Series([p[0] for p in prices_eur_per_kwh(site, list(index))], index=index)
     frame["price_eur_per_kwh"] = stored.fillna(tariff)
-    return with_derived(frame, step_s)
+    return frame
+
+
+@dataclass
+class _Cache:
+    """One store's history for one site, as read so far, and the forecasts made on it."""
+
+    raw: pd.DataFrame  # `_read` columns on the step grid
+    complete_until: pd.Timestamp  # rows before it were complete steps when read
+    read_at: float  # time.monotonic() of the last full read
+    counted_until: pd.Timestamp  # `counts` are of the samples stored before it
+    counts: tuple[int, ...]
+    made: dict[tuple, Forecast] = field(default_factory=dict)
+
+
+# one bucket for any span a cache holds (aligned to the epoch: 1e9 s is ~31 years)
+_ONE_BUCKET_S = 1_000_000_000
+
+
+def _counts(site: SiteConfig, store: Store, start: datetime, end: datetime) -> tuple[int, ...]:
+    """How many samples each series `_read` uses has stored in [start, end)."""
+    series = [(ld.id, "power_kw") for ld in site.assets.loads]
+    series += [(p.id, "power_kw") for p in site.assets.pv]
+    series.append(("tariff", "import_price_eur_per_kwh"))
+    return tuple(
+        int(
+            sum(
+                sample.value
+                for sample in store.query(
+                    site.site.name,
+                    asset,
+                    quantity,
+                    start,
+                    end,
+                    window_s=_ONE_BUCKET_S,
+                    aggregate="count",
+                )
+            )
+        )
+        for asset, quantity in series
+    )
+
+
+_CACHES: weakref.WeakKeyDictionary[Store, dict[tuple[str, int], _Cache]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _cached_history(
+    site: SiteConfig, store: Store, start: pd.Timestamp, end: pd.Timestamp, origin: pd.Timestamp
+) -> tuple[pd.DataFrame, _Cache]:
+    step = pd.Timedelta(seconds=site.site.step_s)
+    caches = _CACHES.setdefault(store, {})
+    key = (site.site.name, site.site.step_s)
+    cache = caches.get(key)
+    first = cache.raw.index[0] if cache is not None else start
+    if (
+        cache is None
+        or start < first
+        or time.monotonic() - cache.read_at > REREAD_AFTER_S
+        or _counts(site, store, first, cache.counted_until) != cache.counts
+    ):
+        raw = _read(site, store, start.to_pydatetime(), end.to_pydatetime())
+        until = origin + step - LATE_STEPS * step
+        counts = _counts(site, store, start.to_pydatetime(), until.to_pydatetime())
+        cache = caches[key] = _Cache(raw, origin + step, time.monotonic(), until, counts)
+    else:
+        since = max(start, min(cache.complete_until, origin + step) - LATE_STEPS * step)
+        tail = _read(site, store, since.to_pydatetime(), end.to_pydatetime())
+        before = cache.raw.reindex(tail.index)
+        # what a forecast at `origin` reads: history up to it, prices all along
+        past = tail.index <= origin
+        price = "price_eur_per_kwh"
+        if not (tail[past].equals(before[past]) and tail[price].equals(before[price])):
+            cache.made.clear()
+        head = cache.raw[cache.raw.index < tail.index[0]]
+        cache.raw = pd.concat([head, tail])
+        cache.complete_until = max(cache.complete_until, origin + step)
+        until = cache.complete_until - LATE_STEPS * step
+        if until != cache.counted_until:
+            cache.counts = _counts(site, store, first, until)
+            cache.counted_until = until
+    cache.made = {k: v for k, v in cache.made.items() if k[1] == origin}
+    return cache.raw[(cache.raw.index >= start) & (cache.raw.index < end)], cache
 
 
 def _series(
@@ -125,7 +212,28 @@ def forecast(
     origin = pd.Timestamp(now).floor(f"{step_s}s") - pd.Timedelta(seconds=step_s)
     start = origin - pd.Timedelta(days=HISTORY_DAYS)
     end = origin + pd.Timedelta(seconds=(horizon_steps + 1) * step_s)
-    frame = history_frame(site, store, start.to_pydatetime(), end.to_pydatetime())
+    raw, cache = _cached_history(site, store, start, end, origin)
+    loaded = registry.load(registry_dir, target) if registry_dir is not None else None
+    version = loaded[1].version if loaded else None
+    made_key = (target, origin, horizon_steps, registry_dir, version)
+    if made_key in cache.made:
+        return cache.made[made_key].model_copy()
+    frame = with_derived(raw, step_s)
+    made = _forecast(site, frame, origin, target, horizon_steps, loaded)
+    cache.made[made_key] = made
+    return made.model_copy()
+
+
+def _forecast(
+    site: SiteConfig,
+    frame: pd.DataFrame,
+    origin: pd.Timestamp,
+    target: Target,
+    horizon_steps: int,
+    loaded: tuple[Trained, ModelMeta] | None,
+) -> Forecast:
+    step_s = site.site.step_s
+    day = steps_per_day(step_s)
     # the future rows keep only what is known ahead: the tariff price
     future_mask = frame.index > origin
     frame.loc[future_mask, [c for c in frame.columns if c != "price_eur_per_kwh"]] = np.nan
@@ -150,7 +258,6 @@ def forecast(
         )
 
     history = y[y.index <= origin].dropna()
-    loaded = registry.load(registry_dir, target) if registry_dir is not None else None
     if loaded is not None and len(history) >= day and not np.isnan(y.get(origin, np.nan)):
         trained, meta = loaded
         scale, scored = recent_band_scale(trained, frame, origin, site.site.tz)

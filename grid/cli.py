@@ -103,7 +103,7 @@ def summary_table(site: SiteConfig) -> Table:
         table.add_row(
             ld.id,
             "load" + (" (critical)" if ld.critical else ""),
-            f"{ld.board}#{ld.channel}",
+            f"{ld.board}#{ld.channel}" if ld.switchable else "metered",
             f"{ld.nominal_kw:g} kW, priority {ld.priority}",
         )
     for g in a.peakers:
@@ -118,6 +118,9 @@ def summary_table(site: SiteConfig) -> Table:
 
 
 def _register_rooms() -> None:
+    from grid.data_cli import register  # the root's own room: data in and out of the store
+
+    register(app)
     for ep in sorted(entry_points(group="gridpilot.commands"), key=lambda e: e.name):
         ep.load()(app)
 

@@ -11,7 +11,7 @@ import csv
 import hashlib
 import math
 import tomllib
-from datetime import datetime, time
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Annotated, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -88,9 +88,18 @@ class Battery(_Model):
     soc_max_fraction: Fraction = 0.9
     initial_soc_fraction: Fraction = 0.5
     degradation_cost_eur_per_kwh: Annotated[float, Field(ge=0.0)] = 0.02
+    # SoC the battery must hold at each site-local midnight (a contract or a reserve for
+    # the night); plans keep it, the closed loop counts the days that miss it.
+    end_of_day_soc_fraction: Fraction | None = None
 
     @model_validator(mode="after")
     def _soc_window(self) -> Self:
+        floor = self.end_of_day_soc_fraction
+        if floor is not None and not self.soc_min_fraction <= floor <= self.soc_max_fraction:
+            raise ValueError(
+                f"end_of_day_soc_fraction ({floor}) must lie within "
+                f"[{self.soc_min_fraction}, {self.soc_max_fraction}]"
+            )
         if self.soc_min_fraction >= self.soc_max_fraction:
             raise ValueError(
                 f"soc_min_fraction ({self.soc_min_fraction}) must be below "
@@ -113,14 +122,31 @@ class PV(_Model):
 
 class Load(_Model):
     id: Ident
-    board: Ident
-    channel: Annotated[int, Field(ge=1, le=16)]
+    # The relay that switches it; a load with neither is metered only: forecast and
+    # planned for, never switched (served in full like a critical load).
+    board: Ident | None = None
+    channel: Annotated[int, Field(ge=1, le=16)] | None = None
     nominal_kw: PositiveKw
     priority: Annotated[int, Field(ge=1, le=10, description="1 = shed first, 10 = shed last")]
     critical: bool = False
     # The demand shape the simulator and synthetic training data give this load.
     profile: Literal["flat", "server", "refrigeration", "ev", "office"] = "flat"
     value_of_lost_load_eur_per_kwh: Annotated[float, Field(ge=0.0)] = 1.0
+
+    @model_validator(mode="after")
+    def _relay_complete(self) -> Self:
+        if (self.board is None) != (self.channel is None):
+            raise ValueError("give both board and channel (a relay) or neither (metered only)")
+        return self
+
+    @property
+    def switchable(self) -> bool:
+        return self.board is not None
+
+    @property
+    def must_serve(self) -> bool:
+        """Critical, or without a relay to shed it by."""
+        return self.critical or not self.switchable
 
 
 class Peaker(_Model):
@@ -176,14 +202,48 @@ def _check_day_covered(periods: list[TouPeriod], which: str) -> None:
             )
 
 
+class PriceSeries(_Model):
+    """A CSV of prices (day-ahead, dynamic): where it has a row at or before a time, it
+    overrides the time-of-use periods. Times are ISO 8601; a time without an offset is
+    read in the site's time zone. The column names are the file's own."""
+
+    path: Path
+    time_column: str = "time"
+    import_column: str = "import_eur_per_kwh"
+    export_column: str | None = "export_eur_per_kwh"  # None: no export payment
+    unit: Literal["EUR/kWh", "EUR/MWh"] = "EUR/kWh"
+
+
 class Tariff(_Model):
     currency: Literal["EUR"] = "EUR"
     import_periods: list[TouPeriod] = []
     export_periods: list[TouPeriod] = []
-    # A CSV of `time,import_eur_per_kwh,export_eur_per_kwh` (ISO times): when given,
-    # it overrides the time-of-use periods for the times it covers.
-    price_series: Path | None = None
-    demand_charge_eur_per_kw_month: Annotated[float, Field(ge=0.0)] = 0.0
+    # `price_series = "prices.csv"` (columns as in PriceSeries) or a table with a
+    # column map: `[tariff.price_series]` path, time_column, import_column, ...
+    price_series: PriceSeries | None = None
+    # Per kW of each billing period's peak import, charged once per period: a plan pays
+    # the full rate on any increase over the peak the period has reached so far.
+    demand_charge_eur_per_kw: Annotated[float, Field(ge=0.0)] = 0.0
+    # "month" or "day" (site-local calendar), or a whole number of days counted from
+    # `billing_anchor` (site-local midnight).
+    billing_period: Literal["month", "day"] | Annotated[int, Field(ge=1, le=366)] = "month"
+    billing_anchor: date = date(2026, 1, 1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_names(cls, data: object) -> object:
+        if isinstance(data, dict):
+            data = dict(data)
+            if isinstance(data.get("price_series"), str | Path):
+                data["price_series"] = {"path": data["price_series"]}
+            if "demand_charge_eur_per_kw_month" in data:  # the name before billing periods
+                if data.get("billing_period", "month") != "month":
+                    raise ValueError(
+                        "demand_charge_eur_per_kw_month needs billing_period = 'month'; "
+                        "give demand_charge_eur_per_kw (per billing period) instead"
+                    )
+                data["demand_charge_eur_per_kw"] = data.pop("demand_charge_eur_per_kw_month")
+        return data
 
     @model_validator(mode="after")
     def _prices_defined(self) -> Self:
@@ -346,7 +406,11 @@ class SiteConfig(_Model):
             ],
             "pv_inverter": [(f"assets.pv[{p.id}].device", p.device) for p in self.assets.pv],
             "peaker": [(f"assets.peakers[{p.id}].device", p.device) for p in self.assets.peakers],
-            "relay_board": [(f"assets.loads[{ld.id}].board", ld.board) for ld in self.assets.loads],
+            "relay_board": [
+                (f"assets.loads[{ld.id}].board", ld.board)
+                for ld in self.assets.loads
+                if ld.board is not None
+            ],
             "meter": [("grid.meter", self.grid.meter)] if self.grid.meter else [],
         }
         for kind, refs in wants.items():
@@ -360,9 +424,11 @@ class SiteConfig(_Model):
                     )
         seen: dict[tuple[str, int], str] = {}
         for load in self.assets.loads:
+            if load.board is None or load.channel is None:
+                continue  # a metered load with no relay
             board = devices.get(load.board)
             if board is None:
-                continue
+                continue  # reported above: names no device
             if load.channel > board.channels:
                 problems.append(
                     f"assets.loads[{load.id}].channel = {load.channel} exceeds the "
@@ -491,8 +557,8 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
 def _resolve_paths(site: SiteConfig, base_dir: Path) -> SiteConfig:
     updates: dict = {}
     series = site.tariff.price_series
-    if series is not None and not series.is_absolute():
-        series = (base_dir / series).resolve()
+    if series is not None and not series.path.is_absolute():
+        series = series.model_copy(update={"path": (base_dir / series.path).resolve()})
         updates["tariff"] = site.tariff.model_copy(update={"price_series": series})
     url = site.settings.store_url
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
@@ -507,24 +573,30 @@ def _resolve_paths(site: SiteConfig, base_dir: Path) -> SiteConfig:
             update={"state_dir": (base_dir / state_dir).resolve()}
         )
     site = site.model_copy(update=updates) if updates else site
-    if site.tariff.price_series is not None and not site.tariff.price_series.exists():
-        raise ConfigError(f"tariff.price_series = {str(site.tariff.price_series)!r}: no such file")
+    series = site.tariff.price_series
+    if series is not None and not series.path.exists():
+        raise ConfigError(f"tariff.price_series.path = {str(series.path)!r}: no such file")
     return site
 
 
-def read_price_series(path: Path) -> list[tuple[datetime, float, float]]:
-    """Rows of (time, import, export) in EUR/kWh, sorted by time."""
+def read_price_series(
+    series: PriceSeries, tz: ZoneInfo | None = None
+) -> list[tuple[datetime, float, float]]:
+    """Rows of (aware time, import, export) in EUR/kWh, sorted by time."""
+    scale = 0.001 if series.unit == "EUR/MWh" else 1.0
     rows = []
-    with path.open(newline="") as handle:
+    with series.path.open(newline="") as handle:
         for n, row in enumerate(csv.DictReader(handle), start=2):
             try:
+                when = datetime.fromisoformat(row[series.time_column])
+                export = row[series.export_column] if series.export_column else ""
                 rows.append(
                     (
-                        datetime.fromisoformat(row["time"]),
-                        float(row["import_eur_per_kwh"]),
-                        float(row.get("export_eur_per_kwh") or 0.0),
+                        when if when.tzinfo else when.replace(tzinfo=tz or UTC),
+                        float(row[series.import_column]) * scale,
+                        float(export or 0.0) * scale,
                     )
                 )
             except (KeyError, ValueError) as exc:
-                raise ConfigError(f"{path}:{n}: bad price row ({exc})") from None
+                raise ConfigError(f"{series.path}:{n}: bad price row ({exc})") from None
     return sorted(rows)

@@ -19,7 +19,7 @@ from grid.clock import Clock, RealClock
 from grid.config import SiteConfig
 from grid.errors import PolicyRefusal
 from guardrails.policy import Action, SiteSnapshot
-from optimization.plan import Plan, StepSetpoints, import_cap_kw
+from optimization.plan import Plan, StepSetpoints, import_cap_kw, pv_caps_kw
 
 # How far the battery may have drifted from the plan's assumption before the plan
 # is judged stale: beyond this its setpoints were computed for another situation.
@@ -100,10 +100,15 @@ def step_actions(
     site: SiteConfig, step: StepSetpoints, snapshot: SiteSnapshot, peak_so_far_kw: float
 ) -> list[Action]:
     """The actions that bring the site to a plan step; unchanged assets are left alone.
-    Batteries get the step's import cap (peak-shaving mode, `import_cap_kw`)."""
-    cap = round(min(import_cap_kw(peak_so_far_kw, step), site.grid.import_limit_kw), 3)
+    Batteries get the step's import cap (peak-shaving mode, `import_cap_kw`); PV is
+    capped only where the step curtails, and released to its peak otherwise
+    (`pv_caps_kw`, the rule the closed loop's `realise` follows too)."""
+    cap = round(import_cap_kw(site, peak_so_far_kw, step), 3)
+    pv_caps = pv_caps_kw(site, step)
     actions: list[Action] = []
     for load in site.assets.loads:
+        if not load.switchable:
+            continue
         want = step.relay_on.get(load.id)
         if want is not None and snapshot.relay_on.get(load.id) != want:
             actions.append(Action(kind="set_relay", asset=load.id, on=want))
@@ -118,14 +123,10 @@ def step_actions(
                 )
             )
     for pv in site.assets.pv:
-        if pv.curtailable and pv.id in step.pv_limit_kw:
-            actions.append(
-                Action(
-                    kind="set_pv_limit",
-                    asset=pv.id,
-                    power_kw=round(min(step.pv_limit_kw[pv.id], pv.peak_kw), 3),
-                )
-            )
+        if pv.curtailable:
+            limit = pv_caps[pv.id]
+            power = pv.peak_kw if limit is None else limit
+            actions.append(Action(kind="set_pv_limit", asset=pv.id, power_kw=power))
     for peaker in site.assets.peakers:
         on = step.peaker_on.get(peaker.id)
         running = snapshot.peaker_running.get(peaker.id)

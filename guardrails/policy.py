@@ -109,7 +109,7 @@ LeaseLookup = Callable[[str, str], Lease | None]
 def asset_device(site: SiteConfig, action: Action) -> str | None:
     """The device a command for this action goes to, or None for an unknown asset."""
     groups = {
-        "set_relay": [(ld.id, ld.board) for ld in site.assets.loads],
+        "set_relay": [(ld.id, ld.board) for ld in site.assets.loads if ld.switchable],
         "set_battery_power": [(b.id, b.device) for b in site.assets.batteries],
         "set_pv_limit": [(p.id, p.device) for p in site.assets.pv],
     }

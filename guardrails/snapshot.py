@@ -20,8 +20,9 @@ def site_snapshot(site: SiteConfig, live: LiveState, now: datetime) -> SiteSnaps
     relay_on: dict[str, bool | None] = {}
     for load in site.assets.loads:
         # The board's acknowledged state is newer than its last telemetry after a command.
-        relays = devices[load.board].state.get("relays") if load.board in devices else None
-        if isinstance(relays, list) and len(relays) >= load.channel:
+        board = devices.get(load.board) if load.board is not None else None
+        relays = board.state.get("relays") if board is not None else None
+        if isinstance(relays, list) and load.channel and len(relays) >= load.channel:
             relay_on[load.id] = bool(relays[load.channel - 1])
         else:
             flag = _value(live, load.id, "relay_on")

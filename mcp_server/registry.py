@@ -20,7 +20,7 @@ from mcp.server.mcpserver.tools import Tool
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field, PlainValidator, ValidationError
 
-from forecasting.service import Forecast
+from forecasting.schema import Forecast
 from grid.errors import PolicyRefusal
 from guardrails.policy import Action
 from guardrails.principals import Caller

@@ -6,6 +6,7 @@ keeps to the hard rules on its own: critical loads stay on, SoC stays in its win
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from grid.config import SiteConfig
@@ -30,7 +31,7 @@ def _schedule(site: SiteConfig, inputs: PlanInputs, controlled: bool) -> list[St
     dt_h = inputs.step_s / 3600
     soc = {b.id: inputs.initial.soc_fraction[b.id] for b in site.assets.batteries}
     sheddable = sorted(
-        (ld for ld in site.assets.loads if not ld.critical), key=lambda ld: ld.priority
+        (ld for ld in site.assets.loads if not ld.must_serve), key=lambda ld: ld.priority
     )
     threshold = SHED_AT_FRACTION * site.grid.import_limit_kw
     out = []
@@ -85,9 +86,65 @@ def _schedule(site: SiteConfig, inputs: PlanInputs, controlled: bool) -> list[St
                 peaker_kw=peaker_kw,
                 peaker_on={k: v > 0 for k, v in peaker_kw.items()},
                 pv_limit_kw=pv_limit,
+                pv_available_kw={p.id: inputs.pv_kw[p.id][t] for p in site.assets.pv},
                 grid_import_kw=grid_import,
                 grid_export_kw=max(0.0, -net) - spill,
                 shed_kw=shed,
             )
         )
     return out
+
+
+def threshold_rule(
+    threshold_kw: float, cheap_eur_per_kwh: float
+) -> Callable[[SiteConfig, PlanInputs], list[StepSetpoints]]:
+    """The operator's classic peak shaver: discharge to hold the import at
+    `threshold_kw`, charge from surplus PV, and from the grid (up to the threshold)
+    when power costs at most `cheap_eur_per_kwh`. No shedding, no peaker."""
+
+    def rule(site: SiteConfig, inputs: PlanInputs) -> list[StepSetpoints]:
+        dt_h = inputs.step_s / 3600
+        soc = dict(inputs.initial.soc_fraction)
+        out = []
+        for t in range(inputs.steps):
+            net = sum(v[t] for v in inputs.load_kw.values()) - sum(
+                v[t] for v in inputs.pv_kw.values()
+            )
+            battery_kw = {}
+            for b in site.assets.batteries:
+                cap = b.capacity_kwh
+                room_kw = (b.soc_max_fraction - soc[b.id]) * cap / dt_h / b.charge_efficiency
+                stored_kw = (soc[b.id] - b.soc_min_fraction) * cap / dt_h * b.discharge_efficiency
+                if net > threshold_kw:
+                    power = min(net - threshold_kw, b.max_discharge_kw, max(0.0, stored_kw))
+                elif net < 0 or inputs.import_price_eur_per_kwh[t] <= cheap_eur_per_kwh:
+                    want = -net if net < 0 else threshold_kw - net
+                    power = -min(want, b.max_charge_kw, max(0.0, room_kw))
+                else:
+                    power = 0.0
+                energy = (
+                    -power * b.charge_efficiency if power < 0 else -power / b.discharge_efficiency
+                ) * dt_h
+                soc[b.id] = min(
+                    b.soc_max_fraction, max(b.soc_min_fraction, soc[b.id] + energy / cap)
+                )
+                battery_kw[b.id] = power
+                net -= power
+            out.append(
+                StepSetpoints(
+                    time=inputs.start + timedelta(seconds=t * inputs.step_s),
+                    battery_kw=battery_kw,
+                    soc_fraction=dict(soc),
+                    relay_on={ld.id: True for ld in site.assets.loads},
+                    peaker_kw={g.id: 0.0 for g in site.assets.peakers},
+                    peaker_on={g.id: False for g in site.assets.peakers},
+                    pv_limit_kw={p.id: inputs.pv_kw[p.id][t] for p in site.assets.pv},
+                    pv_available_kw={p.id: inputs.pv_kw[p.id][t] for p in site.assets.pv},
+                    grid_import_kw=max(net, 0.0),
+                    grid_export_kw=max(0.0, -net),
+                    shed_kw=0.0,
+                )
+            )
+        return out
+
+    return rule

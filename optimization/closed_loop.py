@@ -8,19 +8,32 @@ realised schedule is priced by `costs_of` over the whole period, on one ruler.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
+import numpy as np
 from pydantic import BaseModel
 
 from grid.config import SiteConfig
 from grid.profiles import SiteProfiles, generate
-from optimization.baselines import no_control, rule_based
-from optimization.inputs import InitialState, PlanInputs, initial_state, inputs_from_profiles
-from optimization.plan import CostBreakdown, StepSetpoints, costs_of, import_cap_kw
+from grid.tariff import billing_period_start
+from optimization.baselines import no_control, rule_based, threshold_rule
+from optimization.inputs import PlanInputs, initial_state, inputs_from_profiles, profile_window
+from optimization.plan import (
+    CostBreakdown,
+    StepSetpoints,
+    costs_of,
+    day_ends,
+    import_cap_kw,
+    pv_caps_kw,
+)
 from optimization.solve import plan
 from optimization.solvers import Solver
+
+# A realised SoC this far under an end-of-day floor counts as missing it.
+SOC_TOL = 1e-3
 
 
 class Seen(NamedTuple):
@@ -41,6 +54,7 @@ class LoopResult(BaseModel):
     shed_kwh: float
     switchings: int
     import_limit_breaches: int  # steps where realised import exceeded the limit
+    days_below_soc_floor: int = 0  # local midnights a battery missed its end-of-day floor
     solves: int = 0
     fallbacks: int = 0
 
@@ -120,19 +134,18 @@ def realise(
 ) -> StepSetpoints:
     """What happens when a planned step meets the true load and PV.
 
-    With `import_cap_kw`, the battery inverters run in peak-shaving mode, as the field
-    twins do (edge/devices/battery.py): they discharge more (or charge less) than the
-    setpoint when the true import would pass the cap, so a forecast error moves SoC
-    rather than the billing-period peak."""
+    The rule is live dispatch's (`guardrails.plans.step_actions`): PV is capped only
+    where the plan curtails a curtailable array (`pv_caps_kw`), and the cap is the
+    one `import_cap_kw` gives. With `import_cap_kw`, the battery inverters run in
+    peak-shaving mode, as the field twins do (edge/devices/battery.py): they discharge
+    more (or charge less) than the setpoint when the true import would pass the cap, so
+    a forecast error moves SoC rather than the billing-period peak."""
     dt_h = truth.step_s / 3600
     served = sum(
         float(truth.load_kw[ld.id][t]) for ld in site.assets.loads if wanted.relay_on[ld.id]
     )
-    pv_avail = {p.id: float(truth.pv_kw[p.id][t]) for p in site.assets.pv}
-    pv_kw = {
-        k: min(v, wanted.pv_limit_kw.get(k, v)) if wanted.pv_limit_kw.get(k, v) < v - 1e-6 else v
-        for k, v in pv_avail.items()
-    }
+    caps = pv_caps_kw(site, wanted)
+    pv_kw = {p.id: min(float(truth.pv_kw[p.id][t]), caps[p.id] or math.inf) for p in site.assets.pv}
     rest = served - sum(pv_kw.values()) - sum(wanted.peaker_kw.values())
     asked = dict(wanted.battery_kw)
     battery_kw, new_soc = _batteries(site, asked, soc, dt_h)
@@ -154,6 +167,7 @@ def realise(
         peaker_kw=dict(wanted.peaker_kw),
         peaker_on=dict(wanted.peaker_on),
         pv_limit_kw=pv_kw,
+        pv_available_kw={p.id: float(truth.pv_kw[p.id][t]) for p in site.assets.pv},
         grid_import_kw=max(0.0, net),
         grid_export_kw=max(0.0, -net) - spill,
         shed_kw=shed,
@@ -174,44 +188,92 @@ def run(
     peak_shaving: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> LoopResult:
-    """One controller over the period: `forecaster=None` runs the rule-based controller
-    step by step; otherwise MPC re-planning every `replan_every` steps. With
-    `peak_shaving`, each applied step's import is capped as a dispatched plan caps it
-    (`optimization.plan.import_cap_kw`; see `realise`)."""
+    """One controller over `days` of the simulated site (see `run_on`)."""
     truth = truth_for(site, start, days, seed, horizon_steps)
     day = 86_400 // site.site.step_s
-    first, last = day, day + int(days * day)
+    return run_on(
+        site,
+        truth,
+        day,
+        day + int(days * day),
+        forecaster,
+        horizon_steps=horizon_steps,
+        replan_every=replan_every,
+        solver=solver,
+        name=name,
+        peak_shaving=peak_shaving,
+        progress=progress,
+    )
+
+
+Rule = Callable[[SiteConfig, PlanInputs], list[StepSetpoints]]
+
+
+def period_peak(site: SiteConfig, truth: SiteProfiles, done: list[StepSetpoints], t: int) -> float:
+    """The peak import so far in the billing period that holds step t."""
+    begins = billing_period_start(site, truth.times[t])
+    return max(
+        [0.0, *(s.grid_import_kw for s in done if s.time >= begins)],
+    )
+
+
+def run_on(
+    site: SiteConfig,
+    truth: SiteProfiles,
+    first: int,
+    last: int,
+    forecaster: Forecaster | None,
+    *,
+    rule: Rule = rule_based,
+    horizon_steps: int = 48,
+    replan_every: int = 4,
+    solver: Solver = "cbc",
+    name: str = "mpc",
+    peak_shaving: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> LoopResult:
+    """One controller over steps first..last of the truth: `forecaster=None` runs `rule`
+    step by step; otherwise MPC re-planning every `replan_every` steps on what the
+    forecaster shows it. Each applied step meets the truth through `realise`, the rule
+    live dispatch follows; with `peak_shaving`, its import is capped as a dispatched
+    plan caps it (`optimization.plan.import_cap_kw`)."""
     state = initial_state(site)
     soc = dict(state.soc_fraction)
     relay_since = {ld.id: 1e9 for ld in site.assets.loads}
     peaker_since = {g.id: 1e9 for g in site.assets.peakers}
     done: list[StepSetpoints] = []
     solves = fallbacks = 0
+    made = None  # the previous plan: the next solve starts from its decisions
     t = first
+    every = replan_every if forecaster else 1
     while t < last:
-        n = min(horizon_steps, last + horizon_steps - t)
+        n = min(horizon_steps, len(truth.times) - t)
         now_state = state.model_copy(
             update={
                 "soc_fraction": dict(soc),
                 "relay_on_since_s": dict(relay_since),
                 "peaker_state_s": dict(peaker_since),
-                "peak_import_kw_so_far": max([0.0, *(s.grid_import_kw for s in done)]),
+                "peak_import_kw_so_far": period_peak(site, truth, done, t),
             }
         )
-        window = _window(truth, t, n, now_state)
+        window = profile_window(site, truth, t, n, now_state)
         if forecaster is None:
-            steps = rule_based(site, window)
+            steps = rule(site, window)
         else:
             seen = forecaster(truth, t, n)
             made = plan(
-                site, window.model_copy(update=seen._asdict()), solver=solver, time_limit_s=30
+                site,
+                window.model_copy(update=seen._asdict()),
+                solver=solver,
+                time_limit_s=30,
+                warm_start=made,
             )
             solves += 1
             fallbacks += made.status == "fallback"
             steps = made.steps
-        for k in range(min(replan_every if forecaster else 1, last - t)):
-            peak = max([0.0, *(s.grid_import_kw for s in done)])
-            cap = import_cap_kw(peak, steps[k]) if peak_shaving else None
+        for k in range(min(every, last - t)):
+            peak = period_peak(site, truth, done, t + k)
+            cap = import_cap_kw(site, peak, steps[k]) if peak_shaving else None
             real = realise(site, truth, t + k, steps[k], soc, cap)
             soc = dict(real.soc_fraction)
             for ld in site.assets.loads:
@@ -224,23 +286,26 @@ def run(
                 update={"relay_on": dict(real.relay_on), "peaker_on": dict(real.peaker_on)}
             )
             done.append(real)
-        t += min(replan_every if forecaster else 1, last - t)
+        t += min(every, last - t)
         if progress is not None:
             progress(t - first, last - first)
     return summarise(site, truth, first, done, name, solves, fallbacks)
 
 
-def _window(truth: SiteProfiles, t: int, n: int, initial: InitialState) -> PlanInputs:
-    return PlanInputs(
-        start=truth.times[t],
-        step_s=truth.step_s,
-        steps=n,
-        load_kw={k: [float(x) for x in v[t : t + n]] for k, v in truth.load_kw.items()},
-        pv_kw={k: [float(x) for x in v[t : t + n]] for k, v in truth.pv_kw.items()},
-        import_price_eur_per_kwh=[float(x) for x in truth.import_price_eur_per_kwh[t : t + n]],
-        export_price_eur_per_kwh=[float(x) for x in truth.export_price_eur_per_kwh[t : t + n]],
-        initial=initial,
-    )
+def optimum(
+    site: SiteConfig, truth: SiteProfiles, first: int, last: int, solver: Solver = "cbc"
+) -> LoopResult:
+    """Perfect foresight over the whole period in one MILP: the most any controller
+    could save, the denominator of every share of the saving."""
+    window = profile_window(site, truth, first, last - first, initial_state(site))
+    made = plan(site, window, solver=solver, time_limit_s=300)
+    soc = dict(window.initial.soc_fraction)
+    done = []
+    for k, step in enumerate(made.steps):
+        real = realise(site, truth, first + k, step, soc)
+        soc = dict(real.soc_fraction)
+        done.append(real)
+    return summarise(site, truth, first, done, "perfect-foresight optimum", 1, 0)
 
 
 def summarise(
@@ -252,16 +317,27 @@ def summarise(
     solves: int = 0,
     fallbacks: int = 0,
 ) -> LoopResult:
-    period = _window(truth, first, len(done), initial_state(site))
+    period = profile_window(site, truth, first, len(done), initial_state(site))
     relay_before = dict(period.initial.relay_on)
     switchings = 0
     for step in done:
         for k, on in step.relay_on.items():
             switchings += on != relay_before[k]
             relay_before[k] = on
+    floors = {
+        b.id: b.end_of_day_soc_fraction
+        for b in site.assets.batteries
+        if b.end_of_day_soc_fraction is not None
+    }
+    below = sum(
+        any(done[t].soc_fraction[k] < f - SOC_TOL for k, f in floors.items())
+        for t in day_ends(site, period)
+        if t < len(done)
+    )
     return LoopResult(
         controller=name,
         costs=costs_of(site, period, done),
+        days_below_soc_floor=below,
         peak_import_kw=max(s.grid_import_kw for s in done),
         shed_kwh=sum(s.shed_kw for s in done) * truth.step_s / 3600,
         switchings=switchings,
@@ -281,3 +357,112 @@ def no_control_result(
     period = inputs_from_profiles(site, truth, initial_state(site))
     steps = no_control(site, period)[day : day + int(days * day)]
     return summarise(site, truth, day, steps, "no control")
+
+
+def no_control_on(site: SiteConfig, truth: SiteProfiles, first: int, last: int) -> LoopResult:
+    period = profile_window(site, truth, first, last - first, initial_state(site))
+    return summarise(site, truth, first, no_control(site, period), "no control")
+
+
+def tuned_threshold_rule(
+    site: SiteConfig, truth: SiteProfiles, first: int, last: int
+) -> tuple[Rule, float, float]:
+    """The threshold rule with the threshold and cheap price that cost least over steps
+    first..last (the training days): (rule, threshold kW, cheap EUR/kWh)."""
+    net = truth.net_load_kw[first:last]
+    prices = truth.import_price_eur_per_kwh[first:last]
+    best: tuple[float, float, float] | None = None
+    for threshold in np.quantile(net, [0.5, 0.7, 0.8, 0.9, 0.95, 0.98]):
+        for cheap in sorted({float(np.quantile(prices, 0.25)), float(prices.min()) - 1.0}):
+            result = run_on(
+                site,
+                truth,
+                first,
+                last,
+                None,
+                rule=threshold_rule(threshold, cheap),
+                horizon_steps=1,
+            )
+            if best is None or result.costs.total < best[0]:
+                best = (result.costs.total, float(threshold), cheap)
+    assert best is not None
+    return threshold_rule(best[1], best[2]), best[1], best[2]
+
+
+class Comparison(BaseModel):
+    controller: str
+    total_eur: float
+    energy_eur: float
+    demand_eur: float
+    peak_import_kw: float
+    import_limit_breaches: int
+    days_below_soc_floor: int
+    pf_saving_share: float  # of the perfect-foresight optimum's saving over no control
+    solves: int = 0
+    fallbacks: int = 0
+
+
+def compare(
+    site: SiteConfig,
+    truth: SiteProfiles,
+    train_first: int,
+    first: int,
+    last: int,
+    forecaster: Forecaster,
+    *,
+    horizon_steps: int,
+    replan_every: int,
+    solver: Solver = "cbc",
+    progress: Callable[[str], None] | None = None,
+) -> list[Comparison]:
+    """The five controllers over steps first..last, priced as the bill prices them:
+    no control; the threshold rule tuned on train_first..first; MPC on `forecaster`'s
+    forecasts; MPC with a perfect forecast; the perfect-foresight optimum."""
+    say = progress or (lambda name: None)
+    results = [no_control_on(site, truth, first, last)]
+    say("threshold rule (tuning on the training days)")
+    rule, threshold, cheap = tuned_threshold_rule(site, truth, train_first, first)
+    rule_result = run_on(site, truth, first, last, None, rule=rule, horizon_steps=1)
+    results.append(
+        rule_result.model_copy(
+            update={"controller": f"threshold rule ({threshold:.1f} kW, <= {cheap:.3f} EUR/kWh)"}
+        )
+    )
+    for name, seen in (
+        ("MPC, gridpilot forecasts", forecaster),
+        ("MPC, perfect forecast", perfect_foresight),
+    ):
+        say(name)
+        results.append(
+            run_on(
+                site,
+                truth,
+                first,
+                last,
+                seen,
+                horizon_steps=horizon_steps,
+                replan_every=replan_every,
+                solver=solver,
+                name=name,
+            )
+        )
+    say("perfect-foresight optimum")
+    results.append(optimum(site, truth, first, last, solver))
+    base, best = results[0].costs.total, results[-1].costs.total
+    return [
+        Comparison(
+            controller=r.controller,
+            total_eur=r.costs.total,
+            energy_eur=r.costs.energy,
+            demand_eur=r.costs.demand_charge,
+            peak_import_kw=round(r.peak_import_kw, 3),
+            import_limit_breaches=r.import_limit_breaches,
+            days_below_soc_floor=r.days_below_soc_floor,
+            pf_saving_share=round((base - r.costs.total) / (base - best), 4)
+            if base - best > 1e-9
+            else 0.0,
+            solves=r.solves,
+            fallbacks=r.fallbacks,
+        )
+        for r in results
+    ]

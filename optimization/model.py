@@ -1,10 +1,15 @@
 """The MILP: battery, relays, peaker and PV over a horizon, built with PuLP.
 
-Demand charge, prorated: the month's peak is paid once, at the monthly rate. A
-24-hour plan cannot know whether a later day will set a higher peak anyway, and
-charging it the full rate for every kW above the peak so far makes it burn fuel all
-day early in a month. So an increase of the peak above `peak_import_kw_so_far` is
-charged at the monthly rate times the horizon's share of a 30-day billing period.
+Each kind of asset has its own builder in `optimization/builders/`; every builder adds
+named variables and constraints named `{family}_{asset}_{t}`, so a diagnosis or a
+profile can say which family a row belongs to. `build` runs them in a fixed order
+and `grid_and_costs` closes the energy balance and states the objective.
+
+Demand charge as the bill charges it: each billing period's peak is paid once, at
+the full rate (`tariff.demand_charge_eur_per_kw`), so a plan pays the full rate on any
+kW above the peak its period has reached so far, and a period that begins inside the
+horizon starts from zero (`optimization.plan.demand_periods`). An end-of-day SoC floor
+holds at each site-local midnight the horizon crosses.
 
 With `soft=True` the constraints that can be missed (terminal SoC, the import and
 export limits, serving critical loads) get priced slack variables, so a model that
@@ -19,8 +24,8 @@ from dataclasses import dataclass, field
 import pulp
 
 from grid.config import SiteConfig
+from optimization.builders import battery, grid_and_costs, loads, peakers, pv
 from optimization.inputs import PlanInputs
-from optimization.plan import SWITCH_COST_EUR, demand_rate_eur_per_kw
 
 # Slack is priced far above any real cost so it is used only where nothing else works.
 SLACK_EUR_PER_KWH = 1_000.0
@@ -32,6 +37,8 @@ Var = pulp.LpVariable
 @dataclass
 class Model:
     prob: pulp.LpProblem
+    steps: int
+    soft: bool = False
     charge: dict[tuple[str, int], Var] = field(default_factory=dict)
     discharge: dict[tuple[str, int], Var] = field(default_factory=dict)
     soc_kwh: dict[tuple[str, int], Var] = field(default_factory=dict)
@@ -44,6 +51,35 @@ class Model:
     grid_export: dict[int, Var] = field(default_factory=dict)
     peak: Var | None = None
     slacks: dict[str, Var] = field(default_factory=dict)  # name -> slack variable
+    # constraint family -> how many rows it holds, in the order the builders added them
+    families: dict[str, int] = field(default_factory=dict)
+    supply: dict[int, list] = field(default_factory=dict)  # kW into the site bus per step
+    demand: dict[int, list] = field(default_factory=dict)  # kW out of it
+    cost: dict[str, list] = field(default_factory=lambda: {k: [] for k in WEIGHTS})
+    penalties: list = field(default_factory=list)
+    battery_modes: bool = False  # forbid charging and discharging at once by a binary
+    tie_break: list = field(default_factory=list)  # see builders.TIE_BREAK_EUR
+    # families left out on purpose: the diagnosis drops one at a time to find the culprit
+    skip: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        self.supply = self.supply or {t: [] for t in range(self.steps)}
+        self.demand = self.demand or {t: [] for t in range(self.steps)}
+
+    def add(self, family: str, constraint: pulp.LpConstraint, *key: object) -> None:
+        """Add one row named `{family}_{key...}` and count it under its family."""
+        if family in self.skip:
+            return
+        name = "_".join([family, *(str(k) for k in key)])
+        self.prob += constraint, name
+        self.families[family] = self.families.get(family, 0) + 1
+
+    def slack(self, name: str) -> Var:
+        """A priced slack variable; `name` is `kind:asset:step` for the diagnosis."""
+        var = pulp.LpVariable(f"slack_{name}", lowBound=0)
+        self.slacks[name] = var
+        self.penalties.append(SLACK_EUR_PER_KWH * var)
+        return var
 
 
 def check_weights(weights: dict[str, float] | None) -> dict[str, float]:
@@ -59,9 +95,15 @@ def check_weights(weights: dict[str, float] | None) -> dict[str, float]:
     return out
 
 
-def _steps(seconds: float, step_s: int) -> int:
-    """Whole steps that cover `seconds` (none for zero, negative or -inf)."""
-    return 0 if seconds <= 0 else math.ceil(seconds / step_s)
+def empty(
+    inputs: PlanInputs,
+    soft: bool = False,
+    skip: frozenset[str] = frozenset(),
+    battery_modes: bool = False,
+) -> Model:
+    """A model with no rows yet: what each builder extends, alone in its tests."""
+    prob = pulp.LpProblem("gridpilot", pulp.LpMinimize)
+    return Model(prob, inputs.steps, soft, skip=skip, battery_modes=battery_modes)
 
 
 def build(
@@ -69,152 +111,15 @@ def build(
     inputs: PlanInputs,
     weights: dict[str, float] | None = None,
     soft: bool = False,
+    skip: frozenset[str] = frozenset(),
+    battery_modes: bool = False,
 ) -> Model:
     w = check_weights(weights)
-    T = range(inputs.steps)
-    dt_h = inputs.step_s / 3600
-    m = Model(pulp.LpProblem("gridpilot", pulp.LpMinimize))
-    prob = m.prob
-    cost: dict[str, list] = {k: [] for k in WEIGHTS}
-    penalties = []
-
-    def slack(name: str) -> Var:
-        var = pulp.LpVariable(f"slack_{name}", lowBound=0)
-        m.slacks[name] = var
-        penalties.append(SLACK_EUR_PER_KWH * var)
-        return var
-
-    supply = {t: [] for t in T}  # kW into the site bus
-    demand = {t: [] for t in T}  # kW out of it
-
-    for b in site.assets.batteries:
-        cap = b.capacity_kwh
-        soc0 = inputs.initial.soc_fraction[b.id] * cap
-        for t in T:
-            ch = m.charge[b.id, t] = pulp.LpVariable(f"ch_{b.id}_{t}", 0, b.max_charge_kw)
-            dis = m.discharge[b.id, t] = pulp.LpVariable(f"dis_{b.id}_{t}", 0, b.max_discharge_kw)
-            mode = pulp.LpVariable(f"mode_{b.id}_{t}", cat="Binary")  # 1: may charge
-            prob += ch <= b.max_charge_kw * mode
-            prob += dis <= b.max_discharge_kw * (1 - mode)
-            soc = m.soc_kwh[b.id, t] = pulp.LpVariable(
-                f"soc_{b.id}_{t}", b.soc_min_fraction * cap, b.soc_max_fraction * cap
-            )
-            before = soc0 if t == 0 else m.soc_kwh[b.id, t - 1]
-            prob += soc == before + (b.charge_efficiency * ch - dis / b.discharge_efficiency) * dt_h
-            supply[t].append(dis)
-            demand[t].append(ch)
-            cost["degradation"].append(b.degradation_cost_eur_per_kwh * (ch + dis) * dt_h)
-        last = m.soc_kwh[b.id, inputs.steps - 1]
-        wanted = (inputs.terminal_soc_fraction or {}).get(b.id)
-        # Without a stated target, end no emptier than now (within the SoC window): a
-        # plan must not look cheap by spending energy the next plan will miss.
-        target = wanted * cap if wanted is not None else min(soc0, b.soc_max_fraction * cap)
-        if soft:
-            prob += last + slack(f"terminal_soc:{b.id}") >= target, f"terminal_soc_{b.id}"
-        else:
-            prob += last >= target, f"terminal_soc_{b.id}"
-
-    for p in site.assets.pv:
-        for t in T:
-            available = inputs.pv_kw[p.id][t]
-            if p.curtailable:
-                m.pv[p.id, t] = pulp.LpVariable(f"pv_{p.id}_{t}", 0, available)
-            else:
-                m.pv[p.id, t] = available
-            supply[t].append(m.pv[p.id, t])
-
-    dwell_steps = _steps(site.policy.relay_min_dwell_s, inputs.step_s)
-    per_hour = max(1, round(3600 / inputs.step_s))
-    for ld in site.assets.loads:
-        was_on = inputs.initial.relay_on.get(ld.id, True)
-        for t in T:
-            need = inputs.load_kw[ld.id][t]
-            if ld.critical:
-                m.on[ld.id, t] = 1
-                if soft:
-                    unserved = slack(f"critical_load:{ld.id}:{t}")
-                    demand[t].append(need - unserved)
-                    prob += unserved <= need
-                else:
-                    demand[t].append(need)
-                continue
-            on = m.on[ld.id, t] = pulp.LpVariable(f"on_{ld.id}_{t}", cat="Binary")
-            sw = m.switch[ld.id, t] = pulp.LpVariable(f"sw_{ld.id}_{t}", 0, 1)
-            prev = int(was_on) if t == 0 else m.on[ld.id, t - 1]
-            prob += sw >= on - prev
-            prob += sw >= prev - on
-            demand[t].append(need * on)
-            cost["shed_load"].append(need * (1 - on) * ld.value_of_lost_load_eur_per_kwh * dt_h)
-            cost["switching"].append(SWITCH_COST_EUR * sw)
-        if ld.critical:
-            continue
-        # no switching again within the dwell, nor before the current state has lasted it
-        held_s = inputs.initial.relay_on_since_s.get(ld.id, math.inf)
-        locked = _steps(site.policy.relay_min_dwell_s - held_s, inputs.step_s)
-        for t in range(min(locked, inputs.steps)):
-            prob += m.switch[ld.id, t] == 0
-        if dwell_steps > 1:
-            for t in T:
-                window = [m.switch[ld.id, k] for k in range(t, min(t + dwell_steps, inputs.steps))]
-                prob += pulp.lpSum(window) <= 1
-        cap_sw = site.policy.relay_max_switches_per_hour
-        for t in T:
-            window = [m.switch[ld.id, k] for k in range(t, min(t + per_hour, inputs.steps))]
-            prob += pulp.lpSum(window) <= cap_sw
-
-    for g in site.assets.peakers:
-        up = _steps(g.min_up_s, inputs.step_s)
-        down = _steps(g.min_down_s, inputs.step_s)
-        was_on = inputs.initial.peaker_on.get(g.id, False)
-        state_s = inputs.initial.peaker_state_s.get(g.id)  # unknown: long enough ago
-        need_s = g.min_up_s if was_on else g.min_down_s
-        held = 0 if state_s is None else _steps(need_s - state_s, inputs.step_s)
-        ramp_kw = g.ramp_kw_per_min * inputs.step_s / 60 if g.ramp_kw_per_min else None
-        starts = {}
-        for t in T:
-            y = m.peaker_on[g.id, t] = pulp.LpVariable(f"gon_{g.id}_{t}", cat="Binary")
-            pg = m.peaker_kw[g.id, t] = pulp.LpVariable(f"gkw_{g.id}_{t}", 0, g.max_kw)
-            prob += pg >= g.min_kw * y
-            prob += pg <= g.max_kw * y
-            prev_y = int(was_on) if t == 0 else m.peaker_on[g.id, t - 1]
-            start = starts[t] = pulp.LpVariable(f"gstart_{g.id}_{t}", 0, 1)
-            prob += start >= y - prev_y
-            if t < held:  # still inside the minimum up/down time of the current state
-                prob += y == int(was_on)
-            if ramp_kw is not None and t > 0:
-                prob += pg - m.peaker_kw[g.id, t - 1] <= ramp_kw + g.max_kw * start
-                prob += m.peaker_kw[g.id, t - 1] - pg <= ramp_kw + g.max_kw * (1 - y)
-            supply[t].append(pg)
-            cost["fuel"].append(g.fuel_cost_eur_per_kwh * pg * dt_h + g.start_cost_eur * start)
-        for t in T:
-            if up > 1:
-                window = [m.peaker_on[g.id, k] for k in range(t, min(t + up, inputs.steps))]
-                prob += pulp.lpSum(window) >= len(window) * starts[t]
-            if down > 1:
-                prev_y = int(was_on) if t == 0 else m.peaker_on[g.id, t - 1]
-                window = [1 - m.peaker_on[g.id, k] for k in range(t, min(t + down, inputs.steps))]
-                prob += pulp.lpSum(window) >= len(window) * (prev_y - m.peaker_on[g.id, t])
-
-    m.peak = pulp.LpVariable("peak_import_kw", inputs.initial.peak_import_kw_so_far)
-    for t in T:
-        imp_cap = site.grid.import_limit_kw
-        exp_cap = site.grid.export_limit_kw
-        imp = m.grid_import[t] = pulp.LpVariable(f"imp_{t}", 0)
-        exp = m.grid_export[t] = pulp.LpVariable(f"exp_{t}", 0)
-        if soft:
-            prob += imp <= imp_cap + slack(f"import_limit:{t}"), f"import_limit_{t}"
-            prob += exp <= exp_cap + slack(f"export_limit:{t}"), f"export_limit_{t}"
-        else:
-            prob += imp <= imp_cap, f"import_limit_{t}"
-            prob += exp <= exp_cap, f"export_limit_{t}"
-        prob += imp - exp + pulp.lpSum(supply[t]) == pulp.lpSum(demand[t]), f"balance_{t}"
-        prob += m.peak >= imp
-        cost["energy"].append(
-            (inputs.import_price_eur_per_kwh[t] * imp - inputs.export_price_eur_per_kwh[t] * exp)
-            * dt_h
-        )
-    cost["demand_charge"].append(
-        demand_rate_eur_per_kw(site, inputs) * (m.peak - inputs.initial.peak_import_kw_so_far)
-    )
-    prob += pulp.lpSum(w[k] * pulp.lpSum(v) for k, v in cost.items()) + pulp.lpSum(penalties)
+    m = empty(inputs, soft, skip, battery_modes)
+    battery.add(m, site, inputs)
+    pv.add(m, site, inputs)
+    loads.add(m, site, inputs)
+    peakers.add(m, site, inputs)
+    grid_and_costs.add(m, site, inputs)
+    grid_and_costs.objective(m, w)
     return m

@@ -6,29 +6,49 @@ closed-loop run are compared on one ruler.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel
 
 from grid.config import SiteConfig
+from grid.tariff import billing_periods
 from optimization.inputs import PlanInputs
 
 # What one relay switching costs: wear on the contactor and a disturbed process.
 # Small against energy prices, large enough to stop flapping between equal plans.
 SWITCH_COST_EUR = 0.05
-BILLING_PERIOD_S = 30 * 86_400
 
 
-def demand_rate_eur_per_kw(site: SiteConfig, inputs: PlanInputs) -> float:
-    """The monthly demand charge, prorated to the horizon (see optimization/model.py)."""
-    share = inputs.steps * inputs.step_s / BILLING_PERIOD_S
-    return site.tariff.demand_charge_eur_per_kw_month * min(1.0, share)
+def demand_periods(site: SiteConfig, inputs: PlanInputs) -> list[tuple[float, list[int]]]:
+    """The steps of each billing period the horizon touches, with the peak that period
+    had reached before the horizon: the peak so far for the period holding the start,
+    zero for any period that begins inside the horizon."""
+    times = [inputs.start + timedelta(seconds=t * inputs.step_s) for t in range(inputs.steps)]
+    groups: list[tuple[float, list[int]]] = []
+    last = None
+    for t, begins in enumerate(billing_periods(site, times)):
+        if begins != last:
+            groups.append((inputs.initial.peak_import_kw_so_far if not groups else 0.0, []))
+            last = begins
+        groups[-1][1].append(t)
+    return groups
+
+
+def day_ends(site: SiteConfig, inputs: PlanInputs) -> list[int]:
+    """Steps that end at site-local midnight: where an end-of-day SoC floor applies."""
+    tz = site.site.tz
+    ends = []
+    for t in range(inputs.steps):
+        local = (inputs.start + timedelta(seconds=(t + 1) * inputs.step_s)).astimezone(tz)
+        if local.hour == 0 and local.minute == 0 and local.second == 0:
+            ends.append(t)
+    return ends
 
 
 class CostBreakdown(BaseModel):
     energy: float = 0.0  # import paid minus export earned
-    demand_charge: float = 0.0  # on the increase of the billing-period peak, prorated
+    demand_charge: float = 0.0  # full rate on each increase of a billing period's peak
     degradation: float = 0.0
     shed_load: float = 0.0  # value of lost load
     fuel: float = 0.0  # peaker fuel and starts
@@ -43,18 +63,43 @@ class StepSetpoints(BaseModel):
     relay_on: dict[str, bool]  # per load id
     peaker_kw: dict[str, float]
     peaker_on: dict[str, bool]
-    pv_limit_kw: dict[str, float]  # curtailment setpoint (= available when not curtailed)
+    pv_limit_kw: dict[str, float]  # planned PV output (= available when not curtailed)
+    pv_available_kw: dict[str, float] = {}  # what the plan expected the arrays to give
     grid_import_kw: float
     grid_export_kw: float
     shed_kw: float
 
 
-def import_cap_kw(peak_so_far_kw: float, step: StepSetpoints) -> float:
+# Below this a planned PV output counts as the available output, not a curtailment.
+CURTAIL_TOL_KW = 1e-3
+
+
+def import_cap_kw(site: SiteConfig, peak_so_far_kw: float, step: StepSetpoints) -> float:
     """The grid import a battery in peak-shaving mode holds a plan step to: the billing
-    period's peak so far, or the step's planned import where that is higher. Below it
-    a forecast error costs nothing extra; above it the battery covers the error, so the
-    error moves SoC instead of raising the peak that is paid for all month."""
-    return max(peak_so_far_kw, step.grid_import_kw)
+    period's peak so far, or the step's planned import where that is higher, never
+    above the site's import limit. Below it a forecast error costs nothing extra; above
+    it the battery covers the error, so the error moves SoC instead of raising the
+    peak that is paid for all month (or breaking the limit)."""
+    return min(max(peak_so_far_kw, step.grid_import_kw), site.grid.import_limit_kw)
+
+
+def pv_caps_kw(site: SiteConfig, step: StepSetpoints) -> dict[str, float | None]:
+    """The inverter limit each PV array gets in a step: the planned output where the
+    plan curtails a curtailable array, otherwise None (uncapped). A plan's PV output
+    is a forecast; capping an array to it would throw away whatever the sun gives
+    beyond the forecast, and a night plan would leave the array capped at zero."""
+    caps: dict[str, float | None] = {}
+    for pv in site.assets.pv:
+        planned = step.pv_limit_kw.get(pv.id)
+        available = step.pv_available_kw.get(pv.id)
+        curtails = (
+            pv.curtailable
+            and planned is not None
+            and available is not None
+            and planned < available - CURTAIL_TOL_KW
+        )
+        caps[pv.id] = round(min(planned, pv.peak_kw), 3) if curtails else None
+    return caps
 
 
 class Plan(BaseModel):
@@ -66,6 +111,7 @@ class Plan(BaseModel):
     status: Literal["optimal", "feasible", "fallback"]
     solver: str
     solve_time_s: float
+    gap: float | None = None  # relative gap to the best possible plan the solver proved
     objective_eur: float
     costs: CostBreakdown
     baseline: CostBreakdown
@@ -80,13 +126,11 @@ def costs_of(site: SiteConfig, inputs: PlanInputs, steps: list[StepSetpoints]) -
     c = CostBreakdown()
     relay_before = dict(inputs.initial.relay_on)
     peaker_before = dict(inputs.initial.peaker_on)
-    peak = inputs.initial.peak_import_kw_so_far
     for t, step in enumerate(steps):
         c.energy += (
             step.grid_import_kw * inputs.import_price_eur_per_kwh[t]
             - step.grid_export_kw * inputs.export_price_eur_per_kwh[t]
         ) * dt_h
-        peak = max(peak, step.grid_import_kw)
         for b in site.assets.batteries:
             c.degradation += abs(step.battery_kw[b.id]) * b.degradation_cost_eur_per_kwh * dt_h
         for ld in site.assets.loads:
@@ -101,8 +145,9 @@ def costs_of(site: SiteConfig, inputs: PlanInputs, steps: list[StepSetpoints]) -
             if step.peaker_on[g.id] and not peaker_before.get(g.id, False):
                 c.fuel += g.start_cost_eur
             peaker_before[g.id] = step.peaker_on[g.id]
-    c.demand_charge = (peak - inputs.initial.peak_import_kw_so_far) * demand_rate_eur_per_kw(
-        site, inputs
-    )
+    rate = site.tariff.demand_charge_eur_per_kw
+    for before, period in demand_periods(site, inputs):
+        reached = max([before, *(steps[t].grid_import_kw for t in period if t < len(steps))])
+        c.demand_charge += rate * (reached - before)
     c.total = c.energy + c.demand_charge + c.degradation + c.shed_load + c.fuel + c.switching
     return CostBreakdown(**{k: round(v, 4) for k, v in c.model_dump().items()})

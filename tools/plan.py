@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, Field
 
-from forecasting.service import Forecast, Target, asset_history
-from forecasting.service import forecast as run_forecast
-from forecasting.shares import LOOK_BACK_DAYS, split, typical_shares
+from forecasting.schema import Forecast, Target
+from grid.config import SiteConfig
 from grid.errors import PolicyRefusal
-from grid.tariff import prices_eur_per_kwh
+from grid.store import Store
+from grid.tariff import billing_period_start
 from guardrails.plans import check_drift, current_step, step_actions
 from guardrails.principals import Caller, Capability
-from optimization.inputs import InitialState, PlanInputs
+from optimization.inputs import PlanInputs, initial_from_readings, window_inputs
 from optimization.plan import CostBreakdown, StepSetpoints
-from optimization.solve import plan as solve_plan
 from tools import fields
 from tools.act import ActionOutcome, outcome_of
 from tools.context import Runtime
@@ -38,6 +37,8 @@ class ForecastRequest(BaseModel):
 
 
 def forecast(rt: Runtime, caller: Caller, req: ForecastRequest) -> Forecast:
+    from forecasting.service import forecast as run_forecast  # pandas, XGBoost: on first use
+
     rt.actuator.require(caller, Capability.READ, "forecast", req.model_dump())
     steps = max(1, round(req.horizon_hours * 3600 / rt.site.site.step_s))
     return run_forecast(
@@ -83,67 +84,109 @@ def _step_start(now: datetime, step_s: int) -> datetime:
     return datetime.fromtimestamp(epoch - epoch % step_s, UTC)
 
 
-def plan_inputs(rt: Runtime, horizon_hours: float) -> tuple[PlanInputs, list[str]]:
-    """Forecasts, tariff and the site's present state, as the optimizer wants them.
+class Readings(BaseModel):
+    """The site's present state as far as a plan needs it (None: not heard from)."""
+
+    soc_fraction: dict[str, float | None] = {}
+    relay_on: dict[str, bool | None] = {}
+    peaker_running: dict[str, bool | None] = {}
+
+
+def inputs_at(
+    site: SiteConfig,
+    store: Store,
+    now: datetime,
+    horizon_hours: float,
+    readings: Readings,
+    models_dir: Path | None,
+) -> tuple[PlanInputs, list[str]]:
+    """Forecasts made at `now` from the store, the tariff and the site's state, as the
+    optimizer wants them: for the live site (`plan_inputs`) and for any past time of
+    stored data (`gridpilot optimize plan --at`).
 
     The forecaster predicts site totals; they are split over loads and PV arrays by
     each one's typical share on recent same-kind days (`forecasting.shares`), by
     nominal or peak power where no history says. A load kept off on all those days
     metered zero and gets no share until it has run again."""
-    site, step_s = rt.site, rt.site.site.step_s
-    now = rt.clock.now()
+    import pandas as pd  # heavy modules load with the first forecast, not at start-up
+
+    from forecasting.service import asset_history
+    from forecasting.service import forecast as run_forecast
+    from forecasting.shares import LOOK_BACK_DAYS, split, typical_shares
+
+    step_s = site.site.step_s
     steps = max(1, round(horizon_hours * 3600 / step_s))
     start = _step_start(now, step_s)
-    load = run_forecast(site, rt.store, now, "load", steps, registry_dir=rt.models_dir)
-    pv = run_forecast(site, rt.store, now, "pv", steps, registry_dir=rt.models_dir)
-    times = [start + timedelta(seconds=i * step_s) for i in range(steps)]
-    prices = prices_eur_per_kwh(site, times)
-    snap = rt.snapshot()
-    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    peaks = rt.store.query(
+    load = run_forecast(site, store, now, "load", steps, registry_dir=models_dir)
+    pv = run_forecast(site, store, now, "pv", steps, registry_dir=models_dir)
+    period_start = billing_period_start(site, now)
+    peaks = store.query(
         site.site.name,
         "grid",
         "power_kw",
-        month_start,
+        period_start,
         now,
-        window_s=max(step_s, int((now - month_start).total_seconds()) + 1),
+        window_s=max(step_s, int((now - period_start).total_seconds()) + 1),
         aggregate="max",
     )
-    initial = InitialState(
-        soc_fraction={
-            b.id: snap.soc_fraction.get(b.id) or b.initial_soc_fraction
-            for b in site.assets.batteries
-        },
-        relay_on={ld.id: snap.relay_on.get(ld.id) is not False for ld in site.assets.loads},
-        peaker_on={g.id: bool(snap.peaker_running.get(g.id)) for g in site.assets.peakers},
-        peak_import_kw_so_far=max([0.0, *(p.value for p in peaks)]),
+    initial = initial_from_readings(
+        site,
+        readings.soc_fraction,
+        readings.relay_on,
+        readings.peaker_running,
+        max([0.0, *(p.value for p in peaks)]),
     )
     past = start - timedelta(days=LOOK_BACK_DAYS)
-    index, tz = pd.DatetimeIndex(times), site.site.tz
+    index = pd.DatetimeIndex([start + timedelta(seconds=i * step_s) for i in range(steps)])
+    tz = site.site.tz
 
     def shares(weights: dict[str, float]) -> dict[str, np.ndarray]:
-        history = asset_history(site, rt.store, list(weights), past, start)
+        history = asset_history(site, store, list(weights), past, start)
         return typical_shares(history, index, tz, weights)
 
-    inputs = PlanInputs(
-        start=start,
-        step_s=step_s,
-        steps=steps,
-        load_kw=split(
-            np.array(load.p50), shares({ld.id: ld.nominal_kw for ld in site.assets.loads})
-        ),
-        pv_kw=split(np.array(pv.p50), shares({p.id: p.peak_kw for p in site.assets.pv})),
-        import_price_eur_per_kwh=[p[0] for p in prices],
-        export_price_eur_per_kwh=[p[1] for p in prices],
-        initial=initial,
+    inputs = window_inputs(
+        site,
+        start,
+        step_s,
+        split(np.array(load.p50), shares({ld.id: ld.nominal_kw for ld in site.assets.loads})),
+        split(np.array(pv.p50), shares({p.id: p.peak_kw for p in site.assets.pv})),
+        initial,
     )
     return inputs, [f"load: {load.method} ({load.note})", f"pv: {pv.method} ({pv.note})"]
 
 
+def stored_readings(site: SiteConfig, store: Store, at: datetime) -> Readings:
+    """The newest stored SoC of each battery in the day before `at`."""
+    soc: dict[str, float | None] = {}
+    for b in site.assets.batteries:
+        samples = store.query(site.site.name, b.id, "soc_fraction", at - timedelta(days=1), at)
+        soc[b.id] = samples[-1].value if samples else None
+    return Readings(soc_fraction=soc)
+
+
+def plan_inputs(rt: Runtime, horizon_hours: float) -> tuple[PlanInputs, list[str]]:
+    """`inputs_at` for now, from the live state."""
+    snap = rt.snapshot()
+    readings = Readings(
+        soc_fraction=snap.soc_fraction,
+        relay_on=snap.relay_on,
+        peaker_running=snap.peaker_running,
+    )
+    return inputs_at(rt.site, rt.store, rt.clock.now(), horizon_hours, readings, rt.models_dir)
+
+
 def optimize(rt: Runtime, caller: Caller, req: OptimizeRequest) -> PlanSummary:
+    from optimization.solve import plan as solve_plan  # PuLP loads with the first plan
+
     rt.actuator.require(caller, Capability.PLAN, "optimize", req.model_dump())
     inputs, notes = plan_inputs(rt, req.horizon_hours)
-    made = solve_plan(rt.site, inputs, solver=req.solver, objective_weights=req.objective_weights)
+    made = solve_plan(
+        rt.site,
+        inputs,
+        solver=req.solver,
+        objective_weights=req.objective_weights,
+        now=rt.clock.now(),
+    )
     stored = rt.plans.add(made)
     per_hour = max(1, 3600 // made.step_s)
     return PlanSummary(

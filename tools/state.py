@@ -68,7 +68,7 @@ def list_assets(rt: Runtime, caller: Caller) -> AssetList:
             AssetInfo(
                 id=ld.id,
                 kind="load",
-                device=f"{ld.board}#{ld.channel}",
+                device=f"{ld.board}#{ld.channel}" if ld.switchable else "metered (no relay)",
                 rating=f"{ld.nominal_kw:g} kW ({ld.profile})",
                 critical=ld.critical,
                 priority=ld.priority,

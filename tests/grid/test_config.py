@@ -31,7 +31,7 @@ def test_example_site_describes_the_promised_site() -> None:
     assert site.assets.pv[0].peak_kw == 20.0
     assert site.assets.batteries[0].capacity_kwh == 50.0
     assert site.assets.peakers[0].max_kw == 30.0
-    assert site.tariff.demand_charge_eur_per_kw_month > 0
+    assert site.tariff.demand_charge_eur_per_kw > 0
     assert len({p.price_eur_per_kwh for p in site.tariff.import_periods}) > 1
     # the store path is taken relative to the site file, not the working directory
     assert (

@@ -4,10 +4,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from grid.config import load_site
+from guardrails.plans import step_actions
+from guardrails.policy import SiteSnapshot
 from optimization import closed_loop as loop
+from optimization.plan import import_cap_kw
 
 SITE = load_site(Path(__file__).parents[2] / "examples" / "site.toml")
 START = datetime(2026, 6, 2, tzinfo=UTC)
+
+
+def _window(truth, t: int):
+    return loop.profile_window(SITE, truth, t, 1, loop.initial_state(SITE))
 
 
 def test_perfect_foresight_beats_rules_which_beat_nothing_and_no_limit_breaks() -> None:
@@ -25,7 +32,9 @@ def test_perfect_foresight_beats_rules_which_beat_nothing_and_no_limit_breaks() 
 
 def test_a_planned_step_meets_the_truth_within_battery_limits() -> None:
     truth = loop.truth_for(SITE, START, 1, 0, 8)
-    wanted = loop.rule_based(SITE, loop._window(truth, 96, 1, loop.initial_state(SITE)))[0]
+    wanted = loop.rule_based(
+        SITE, loop.profile_window(SITE, truth, 96, 1, loop.initial_state(SITE))
+    )[0]
     greedy = wanted.model_copy(update={"battery_kw": {"battery": 25.0}})
     real = loop.realise(SITE, truth, 96, greedy, {"battery": 0.11})
     # 1 % of 50 kWh above the minimum is all the cells can give in this step
@@ -36,7 +45,9 @@ def test_a_planned_step_meets_the_truth_within_battery_limits() -> None:
 def test_peak_shaving_holds_the_import_to_the_cap_while_the_battery_can() -> None:
     truth = loop.truth_for(SITE, START, 1, 0, 8)
     t = 96 + 40  # 10:00 local on a workday: EV chargers and offices on
-    wanted = loop.rule_based(SITE, loop._window(truth, t, 1, loop.initial_state(SITE)))[0]
+    wanted = loop.rule_based(
+        SITE, loop.profile_window(SITE, truth, t, 1, loop.initial_state(SITE))
+    )[0]
     idle = wanted.model_copy(update={"battery_kw": {"battery": 0.0}})
     free = loop.realise(SITE, truth, t, idle, {"battery": 0.6})
     cap = free.grid_import_kw - 5.0
@@ -47,3 +58,53 @@ def test_peak_shaving_holds_the_import_to_the_cap_while_the_battery_can() -> Non
     # an empty battery cannot hold it
     empty = loop.realise(SITE, truth, t, idle, {"battery": 0.10}, import_cap_kw=cap)
     assert abs(empty.grid_import_kw - free.grid_import_kw) < 1e-6
+
+
+def _pv_step(t: int, planned_kw: float, forecast_kw: float):
+    truth = loop.truth_for(SITE, START, 1, 0, 8)
+    step = loop.rule_based(SITE, _window(truth, t))[0]
+    return truth, step.model_copy(
+        update={
+            "battery_kw": {"battery": 0.0},
+            "pv_limit_kw": {"pv-roof": planned_kw},
+            "pv_available_kw": {"pv-roof": forecast_kw},
+        }
+    )
+
+
+def test_realise_and_live_dispatch_cap_pv_only_where_the_plan_curtails() -> None:
+    t = 96 + 48  # local noon: the sun is out
+    truth, step = _pv_step(t, planned_kw=3.0, forecast_kw=3.0)  # forecast too low, no curtailing
+    sun = float(truth.pv_kw["pv-roof"][t])
+    assert sun > 3.0
+    assert loop.realise(SITE, truth, t, step, {"battery": 0.5}).pv_limit_kw["pv-roof"] == sun
+    snap = SiteSnapshot(now=truth.times[t])
+    (pv_action,) = [a for a in step_actions(SITE, step, snap, 0.0) if a.kind == "set_pv_limit"]
+    assert pv_action.power_kw == SITE.assets.pv[0].peak_kw  # released, not held at 3 kW
+
+    truth, curtailed = _pv_step(t, planned_kw=2.0, forecast_kw=sun)
+    assert loop.realise(SITE, truth, t, curtailed, {"battery": 0.5}).pv_limit_kw["pv-roof"] == 2.0
+    (pv_action,) = [a for a in step_actions(SITE, curtailed, snap, 0.0) if a.kind == "set_pv_limit"]
+    assert pv_action.power_kw == 2.0
+
+
+def test_non_curtailable_pv_is_never_curtailed() -> None:
+    pv = SITE.assets.pv[0].model_copy(update={"curtailable": False})
+    site = SITE.model_copy(update={"assets": SITE.assets.model_copy(update={"pv": [pv]})})
+    t = 96 + 48
+    truth, curtailed = _pv_step(t, planned_kw=2.0, forecast_kw=10.0)
+    real = loop.realise(site, truth, t, curtailed, {"battery": 0.5})
+    assert real.pv_limit_kw["pv-roof"] == float(truth.pv_kw["pv-roof"][t])
+    snap = SiteSnapshot(now=truth.times[t])
+    assert not [a for a in step_actions(site, curtailed, snap, 0.0) if a.kind == "set_pv_limit"]
+
+
+def test_the_import_cap_never_exceeds_the_import_limit_live_or_in_the_loop() -> None:
+    truth, step = _pv_step(96 + 40, planned_kw=0.0, forecast_kw=0.0)
+    limit = SITE.grid.import_limit_kw
+    assert import_cap_kw(SITE, limit + 40.0, step) == limit
+    snap = SiteSnapshot(now=truth.times[96 + 40])
+    (battery,) = [
+        a for a in step_actions(SITE, step, snap, limit + 40) if a.kind.startswith("set_b")
+    ]
+    assert battery.import_cap_kw == limit

@@ -2,14 +2,18 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from grid.config import load_site, parse_site
+from grid.config import Load, SiteConfig, load_site, parse_site
 from grid.profiles import generate
+from guardrails.plans import step_actions
+from guardrails.policy import SiteSnapshot
+from optimization.baselines import no_control
 from optimization.inputs import InitialState, PlanInputs, initial_state, inputs_from_profiles
+from optimization.plan import costs_of
 from optimization.solve import plan
 from tests.optimization.check import check_plan
 
@@ -53,11 +57,9 @@ def test_plans_starting_mid_dwell_and_with_the_peaker_running_keep_the_rules() -
     assert all(step.peaker_on["gas-peaker"] for step in made.steps[:2])
 
 
-def test_objective_matches_a_hand_computed_case() -> None:
-    """Load 10 kW for two hours priced 0.10 then 0.50 EUR/kWh; a lossless 10 kWh battery
-    starting empty. Best: charge 10 kWh in hour one (import 20 kW), discharge in hour two
-    (import 0): energy 20 x 0.10 = 2.00 EUR against 10 x 0.10 + 10 x 0.50 = 6.00."""
-    site = parse_site(
+def hand_site(battery: dict | None = None, **tariff) -> SiteConfig:
+    """One critical 10 kW load and a lossless 10 kWh battery, hourly steps, UTC."""
+    return parse_site(
         {
             "site": {"name": "hand", "step_s": 3600},
             "grid": {"import_limit_kw": 100, "export_limit_kw": 0},
@@ -76,6 +78,7 @@ def test_objective_matches_a_hand_computed_case() -> None:
                         "initial_soc_fraction": 0,
                         "degradation_cost_eur_per_kwh": 0,
                     }
+                    | (battery or {})
                 ],
                 "loads": [
                     {
@@ -92,13 +95,72 @@ def test_objective_matches_a_hand_computed_case() -> None:
                 "import_periods": [
                     {"start": "00:00:00", "end": "00:00:00", "price_eur_per_kwh": 0.1}
                 ]
-            },
+            }
+            | tariff,
             "devices": [
                 {"id": "inv", "kind": "battery_inverter"},
                 {"id": "rb", "kind": "relay_board"},
             ],
         }
     )
+
+
+def two_hours(start: datetime, prices: list[float], soc: float, peak: float = 0.0) -> PlanInputs:
+    return PlanInputs(
+        start=start,
+        step_s=3600,
+        steps=2,
+        load_kw={"l": [10, 10]},
+        pv_kw={},
+        import_price_eur_per_kwh=prices,
+        export_price_eur_per_kwh=[0, 0],
+        initial=InitialState(
+            soc_fraction={"b": soc}, relay_on={"l": True}, peak_import_kw_so_far=peak
+        ),
+    )
+
+
+def test_a_new_peak_is_charged_the_full_rate_of_its_billing_period() -> None:
+    """As the hand case, but each kW above the day's peak so far (15 kW) costs 1 EUR:
+    charging fully (import 20 kW) would save 4 EUR of energy and cost 5 EUR of demand
+    charge. Best: charge 5 kWh only (import 15 kW): 1.50 + 2.50 = 4.00 EUR."""
+    site = hand_site(demand_charge_eur_per_kw=1.0, billing_period="day")
+    inputs = two_hours(T0, [0.1, 0.5], soc=0.0, peak=15.0)
+    made = plan(site, inputs)
+    assert made.costs.total == pytest.approx(4.0, abs=1e-6)
+    assert made.costs.demand_charge == pytest.approx(0.0, abs=1e-6)
+    assert [s.battery_kw["b"] for s in made.steps] == pytest.approx([-5, 5], abs=1e-6)
+
+
+def test_a_billing_period_that_begins_inside_the_horizon_starts_from_zero() -> None:
+    site = hand_site(demand_charge_eur_per_kw=1.0, billing_period="day")
+    inputs = two_hours(T0 - timedelta(hours=1), [0.1, 0.1], soc=0.0, peak=30.0)
+    no_battery = no_control(site, inputs)
+    # 23:00 stays under the day's 30 kW; 00:00 opens a new day whose first 10 kW are paid
+    assert costs_of(site, inputs, no_battery).demand_charge == pytest.approx(10.0)
+    made = plan(site, inputs)
+    # so the plan charges before midnight and carries the new day's first hour
+    assert made.steps[1].grid_import_kw == pytest.approx(0.0, abs=1e-6)
+    assert made.costs.demand_charge == pytest.approx(0.0, abs=1e-6)
+
+
+def test_plans_keep_the_end_of_day_soc_floor_at_local_midnight() -> None:
+    """A full battery before midnight with dear power: without a floor it would empty
+    itself by 00:00; with a floor of 80 % it gives only 2 kWh."""
+    site = hand_site({"end_of_day_soc_fraction": 0.8})
+    inputs = two_hours(T0 - timedelta(hours=1), [0.5, 0.1], soc=1.0)
+    made = plan(site, inputs)
+    assert made.steps[0].soc_fraction["b"] == pytest.approx(0.8, abs=1e-6)
+    assert made.steps[0].battery_kw["b"] == pytest.approx(2.0, abs=1e-6)
+    free = plan(hand_site(), inputs)
+    assert free.steps[0].soc_fraction["b"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_objective_matches_a_hand_computed_case() -> None:
+    """Load 10 kW for two hours priced 0.10 then 0.50 EUR/kWh; a lossless 10 kWh battery
+    starting empty. Best: charge 10 kWh in hour one (import 20 kW), discharge in hour two
+    (import 0): energy 20 x 0.10 = 2.00 EUR against 10 x 0.10 + 10 x 0.50 = 6.00."""
+    site = hand_site()
     inputs = PlanInputs(
         start=T0,
         step_s=3600,
@@ -160,3 +222,34 @@ def test_highs_writes_nothing_to_stdout() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""
     assert "HiGHS" in result.stderr  # the banner went to stderr, where it harms nothing
+
+
+def test_a_plan_is_stamped_with_the_clock_it_was_given_not_the_wall() -> None:
+    inputs = day_inputs(steps=8)
+    then = datetime(2031, 3, 4, 5, 6, tzinfo=UTC)
+    assert plan(SITE, inputs, now=then).created_at == then
+    assert plan(SITE, inputs).created_at == inputs.start
+
+
+def test_a_metered_load_without_a_relay_is_planned_for_and_never_switched() -> None:
+    loads = [
+        ld.model_copy(update={"board": None, "channel": None, "critical": False})
+        if ld.id == "ev-chargers"
+        else ld
+        for ld in SITE.assets.loads
+    ]
+    site = SITE.model_copy(update={"assets": SITE.assets.model_copy(update={"loads": loads})})
+    inputs = day_inputs(steps=48)
+    # dear enough power that the plan would shed the EV chargers if it could
+    shed_worthy = inputs.model_copy(update={"import_price_eur_per_kwh": [50.0] * 48})
+    assert not all(step.relay_on["ev-chargers"] for step in plan(SITE, shed_worthy).steps)
+    made = plan(site, shed_worthy)
+    assert all(step.relay_on["ev-chargers"] for step in made.steps)
+    snap = SiteSnapshot(now=made.steps[0].time, relay_on={"ev-chargers": None})
+    actions = step_actions(site, made.steps[0], snap, 0.0)
+    assert all(a.asset != "ev-chargers" for a in actions)
+
+
+def test_a_load_with_half_a_relay_is_refused_naming_the_fields() -> None:
+    with pytest.raises(ValueError, match="both board and channel"):
+        Load(id="x", board="relay-1", nominal_kw=1.0, priority=1)
