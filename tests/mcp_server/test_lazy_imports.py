@@ -27,7 +27,7 @@ def test_the_stdio_entry_and_the_server_import_no_heavy_module() -> None:
     code = (
         "from grid.cli import _register_rooms\n"
         "_register_rooms()\n"  # every room's CLI, as `gridpilot mcp stdio` registers them
-        "import mcp_server.server, tools.runtime, guardrails.principals\n"
+        "import mcp_server.server, app.runtime, guardrails.principals\n"
     )
     assert _loaded_after(code) == []
 
