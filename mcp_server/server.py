@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from forecasting.service import Forecast
 from grid.errors import PolicyRefusal
+from guardrails.executor import PlanRun
 from guardrails.policy import Action
 from guardrails.principals import Caller
 from mcp_server.auth import ServerState, SiteTokenVerifier, current_caller
@@ -238,13 +239,27 @@ def build_server(
         plan_id: Annotated[str, described(DispReq, "plan_id")],
         plan_hash: Annotated[str | None, described(DispReq, "plan_hash")] = None,
     ) -> act.ActionOutcome:
-        """Carry out the current step of a plan from optimize: switches relays and sends
-        setpoints on site, each checked against every guardrail. Refused if the plan expired,
-        changed, or the site drifted from it."""
+        """Carry out a plan from optimize: applies the step that covers now, then each later
+        step at its start (relays, setpoints), every step checked against every guardrail,
+        until the plan ends, another is dispatched, the site halts or it drifts; devices
+        then go back to their defaults. Follow it with plan_status. Refused if the plan
+        expired, changed, or the site drifted from it."""
         caller = who()
         return await run_tool(
             lambda: plan.dispatch(rt, caller, DispReq(plan_id=plan_id, plan_hash=plan_hash))
         )
+
+    StatusReq = plan.PlanStatusRequest
+
+    @server.tool(title="Plan status", annotations=READ)
+    async def plan_status(
+        plan_id: Annotated[str | None, described(StatusReq, "plan_id")] = None,
+    ) -> PlanRun:
+        """Where a dispatched plan stands: running, completed, superseded, halted or
+        stopped; each step applied with its outcome and audit record; whether devices went
+        back to their defaults."""
+        caller = who()
+        return await run_tool(lambda: plan.plan_status(rt, caller, StatusReq(plan_id=plan_id)))
 
     RelayReq = act.ToggleRelay
 
