@@ -29,6 +29,7 @@ class ModelMeta(BaseModel):
     train_end: datetime
     rows: int
     band_scale: float = 1.0
+    band_scale_by_horizon: dict[int, float] = {}
     metrics: dict[str, float] = {}
     created_at: datetime
 
@@ -54,6 +55,7 @@ def save(
         train_end=trained.train_end.to_pydatetime(),
         rows=trained.rows,
         band_scale=trained.band_scale,
+        band_scale_by_horizon=trained.band_scale_by_horizon,
         metrics=metrics or {},
         created_at=datetime.now(UTC),
     )
@@ -129,6 +131,7 @@ def load(root: Path, target: str, version: str | None = None) -> tuple[Trained, 
         train_end=pd.Timestamp(meta.train_end),
         rows=meta.rows,
         band_scale=meta.band_scale,
+        band_scale_by_horizon=meta.band_scale_by_horizon,
     )
     return trained, meta
 
