@@ -91,11 +91,12 @@ class PlanExecutor:
         is superseded without going back to defaults in between."""
         plan = stored.plan
         with self._lock:
+            now = self._clock.now()
+            step = current_step(plan, now)  # refuses a plan with no step left
             if self._active is not None:
                 old = self._runs[self._active[0].plan.id]
                 old.status, old.reason = "superseded", f"superseded by {plan.id}"
                 self._active = None
-            now = self._clock.now()
             run = PlanRun(
                 plan_id=plan.id,
                 principal=caller.name,
@@ -107,7 +108,6 @@ class PlanExecutor:
             while len(self._runs) > KEPT_RUNS:
                 del self._runs[next(iter(self._runs))]
             self._active = (stored, caller)
-            step = current_step(plan, now)
             result = self._apply(run, stored, caller, step)
             if isinstance(result, PolicyRefusal):  # audited; the run is stopped and released
                 raise result
