@@ -8,6 +8,7 @@ the plan book and the confirmation tokens. Tools receive it; nothing else is glo
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from grid.store import Store, open_store
 from guardrails.actuator import Actuator
 from guardrails.audit import AuditLog
 from guardrails.confirmations import Confirmations
+from guardrails.executor import PlanExecutor
 from guardrails.killswitch import KillSwitch
 from guardrails.leases import Leases
 from guardrails.pending import PendingBook
@@ -40,6 +42,7 @@ class Runtime:
     plans: PlanBook
     confirmations: Confirmations
     state_dir: Path
+    executor: PlanExecutor
     _closers: list = field(default_factory=list)
 
     @property
@@ -60,6 +63,33 @@ class Runtime:
                 close()
             except Exception:  # closing the rest matters more than one failure
                 log.exception("error while shutting down")
+
+
+# How often the plan executor looks for a step that has started, in wall seconds: a
+# step is applied within this of its start (far below a 15-min step, and below one
+# simulated step even on a clock running 60 times faster than the wall).
+TICK_S = 0.25
+
+
+def _tick_forever(executor: PlanExecutor):
+    """Run the executor's tick in a thread; returns the function that stops it."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(TICK_S):
+            try:
+                executor.tick()
+            except Exception:  # one bad tick must not end plan execution for good
+                log.exception("plan executor tick failed")
+
+    thread = threading.Thread(target=loop, name="plan-executor", daemon=True)
+    thread.start()
+
+    def close() -> None:
+        stop.set()
+        thread.join(timeout=5)
+
+    return close
 
 
 def open_runtime(
@@ -111,6 +141,8 @@ def open_runtime(
             KillSwitch(state_dir / "halt.json"),
             trust=trust,
         )
+        executor = PlanExecutor(site, actuator, snapshot, clock)
+        closers.append(_tick_forever(executor))
         runtime = Runtime(
             site=site,
             clock=clock,
@@ -120,6 +152,7 @@ def open_runtime(
             plans=PlanBook(site.policy.plan_ttl_s),
             confirmations=Confirmations(),
             state_dir=state_dir,
+            executor=executor,
             _closers=closers,
         )
         settled = runtime.actuator.reconcile()

@@ -63,6 +63,11 @@ def origin_features(frame: pd.DataFrame, target: str, step_s: int) -> pd.DataFra
         "y_lag1": y.shift(1),
         "y_lag2": y.shift(2),
         "y_lag_hour": y.shift(max(1, 3600 // step_s)),
+        # Short-horizon signal: where the level is heading now, and how far today runs
+        # above or below yesterday at this time (a level shift persists for a while).
+        "y_delta1": y.diff(1),
+        "y_delta_hour": y - y.shift(max(1, 3600 // step_s)),
+        "y_vs_yesterday": y - y.shift(day),
         "y_mean_30min": y.rolling(short, min_periods=1).mean(),
         "y_std_30min": y.rolling(short, min_periods=2).std(),
         "y_mean_day": y.rolling(day, min_periods=day // 4).mean(),
@@ -105,6 +110,7 @@ def rows(
     part = pd.concat([part, cal], axis=1)
     part["price_at_target"] = frame["price_eur_per_kwh"].reindex(at).to_numpy()
     part["y_same_time_yesterday"] = frame[target].reindex(at - day * step).to_numpy()
+    part["y_yesterday_shifted"] = part["y_same_time_yesterday"] + part["y_vs_yesterday"]
     with np.errstate(all="ignore"):
         part["y_smart_persistence"] = np.tile(share, reps) * _envelope(
             frame[target], at, day * step
@@ -141,6 +147,9 @@ FEATURES = [
     "y_lag1",
     "y_lag2",
     "y_lag_hour",
+    "y_delta1",
+    "y_delta_hour",
+    "y_vs_yesterday",
     "y_mean_30min",
     "y_std_30min",
     "y_mean_day",
@@ -155,5 +164,6 @@ FEATURES = [
     "weekend",
     "price_at_target",
     "y_same_time_yesterday",
+    "y_yesterday_shifted",
     "y_smart_persistence",
 ]

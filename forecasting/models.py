@@ -19,7 +19,7 @@ trained factor while they are few.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -43,6 +43,9 @@ class Trained:
     train_end: pd.Timestamp
     rows: int
     band_scale: float = 1.0  # conformal factor on the P10-P90 band (see module doc)
+    # The same factor per horizon (steps ahead): errors grow with the horizon, so one
+    # factor for all makes the band too wide at 15 min and too narrow at 24 h.
+    band_scale_by_horizon: dict[int, float] = field(default_factory=dict)
 
 
 def horizons_for(step_s: int) -> list[int]:
@@ -106,10 +109,12 @@ def train(
         rows=len(table),
     )
     scale = calibrate(trained, held)
+    by_horizon = calibrate_by_horizon(trained, held)
     # The model that serves is refitted on every row (the held-out days are the most
     # recent ones too often to leave out); it keeps the factor found above.
     trained.model = clone(model).fit(table[FEATURES], table["y"])
     trained.band_scale = scale
+    trained.band_scale_by_horizon = by_horizon
     return trained
 
 
@@ -118,6 +123,29 @@ def calibrate(trained: Trained, held: pd.DataFrame, coverage: float = 0.8) -> fl
     if len(held) < 50:
         return 1.0
     return _band_factor(_raw_batches(trained.model, held), held["y"].to_numpy(), coverage)
+
+
+def calibrate_by_horizon(
+    trained: Trained, held: pd.DataFrame, coverage: float = 0.8
+) -> dict[int, float]:
+    """`calibrate` per horizon, where the held-out rows of that horizon are enough."""
+    if len(held) < 50:
+        return {}
+    q = _raw_batches(trained.model, held)
+    y = held["y"].to_numpy()
+    horizons = held["horizon"].to_numpy()
+    out = {}
+    for h in np.unique(horizons):
+        mask = horizons == h
+        if mask.sum() >= 30:
+            out[int(h)] = _band_factor(q[mask], y[mask], coverage)
+    return out
+
+
+def row_band_scale(trained: Trained, table: pd.DataFrame) -> np.ndarray:
+    """Each row's factor: its horizon's own, or the overall one where it has none."""
+    per = trained.band_scale_by_horizon
+    return np.array([per.get(int(h), trained.band_scale) for h in table["horizon"]])
 
 
 def _band_factor(q: np.ndarray, y: np.ndarray, coverage: float = 0.8) -> float:
@@ -185,15 +213,18 @@ def _raw_batches(model: XGBRegressor, table: pd.DataFrame) -> np.ndarray:
 def predict_rows(
     trained: Trained, table: pd.DataFrame, band_scale: float | np.ndarray | None = None
 ) -> np.ndarray:
-    """(n, 3) calibrated, ordered quantiles for at most MAX_ROWS rows; `band_scale`
-    (one factor, or one per row) overrides the trained factor."""
+    """(n, 3) calibrated, ordered quantiles for at most MAX_ROWS rows. Each row's band
+    gets its horizon's factor; `band_scale` (one factor, or one per row: a recent
+    re-calibration of the overall factor) moves them all by its ratio to the trained one."""
     if len(table) > MAX_ROWS:
         raise ValueError(
             f"{len(table)} rows in one inference call; the limit is {MAX_ROWS}: split the batch"
         )
     q = _raw(trained.model, table)
     mid = q[:, 1]
-    k = trained.band_scale if band_scale is None else band_scale
+    k = row_band_scale(trained, table)
+    if band_scale is not None and trained.band_scale > 0:
+        k = k * np.asarray(band_scale) / trained.band_scale
     return np.column_stack([mid - k * (mid - q[:, 0]), mid, mid + k * (q[:, 2] - mid)])
 
 

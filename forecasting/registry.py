@@ -28,6 +28,7 @@ class ModelMeta(BaseModel):
     train_end: datetime
     rows: int
     band_scale: float = 1.0
+    band_scale_by_horizon: dict[int, float] = {}
     metrics: dict[str, float] = {}
     created_at: datetime
 
@@ -53,6 +54,7 @@ def save(
         train_end=trained.train_end.to_pydatetime(),
         rows=trained.rows,
         band_scale=trained.band_scale,
+        band_scale_by_horizon=trained.band_scale_by_horizon,
         metrics=metrics or {},
         created_at=datetime.now(UTC),
     )
@@ -146,6 +148,7 @@ def _read(folder: Path, target: str) -> tuple[Trained, ModelMeta]:
         train_end=pd.Timestamp(meta.train_end),
         rows=meta.rows,
         band_scale=meta.band_scale,
+        band_scale_by_horizon=meta.band_scale_by_horizon,
     )
     return trained, meta
 

@@ -164,10 +164,11 @@ def generate(
 
 
 def as_telemetry(site: SiteConfig, profiles: SiteProfiles) -> list[Measurement]:
-    """Every load's and PV array's power as the gateway would store it (asset ids,
-    `power_kw`), for seeding a store with history."""
+    """Every load's and PV array's power, and the meter's (`grid`, net import with no
+    control), as the gateway would store them (`power_kw`), for seeding a store with
+    history. Without the meter a plan would see no billing-period peak so far."""
     points = []
-    for series in (profiles.load_kw, profiles.pv_kw):
+    for series in (profiles.load_kw, profiles.pv_kw, {"grid": profiles.net_load_kw}):
         for asset, values in series.items():
             points += [
                 Measurement(

@@ -44,6 +44,16 @@ def register_resources(server: MCPServer, st: ServerState) -> None:
             return json.dumps({"error": f"no plan {plan_id[:64]!r}; call optimize first"})
         return stored.model_dump_json(indent=2)
 
+    @server.resource(
+        "grid://plans/{plan_id}/status", mime_type="application/json", title="A plan's run"
+    )
+    def plan_run(plan_id: str) -> str:
+        """A dispatched plan's execution: status, each step applied, release to defaults."""
+        run = rt.executor.status(plan_id)
+        if run is None:
+            return json.dumps({"error": f"plan {plan_id!r} was never dispatched"})
+        return run.model_dump_json(indent=2)
+
 
 def register_prompts(server: MCPServer) -> None:
     for template in prompts.load_all():

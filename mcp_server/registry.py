@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field, PlainValidator, ValidationError
 
 from forecasting.schema import Forecast
 from grid.errors import PolicyRefusal
+from guardrails.executor import PlanRun
 from guardrails.policy import Action
 from guardrails.principals import Caller
 from mcp_server.auth import ServerState, current_caller
@@ -201,13 +202,26 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(
         "dispatch",
         "Dispatch plan",
-        "Carry out the current step of a plan from optimize: switches relays and sends "
-        "setpoints on site, each checked against every guardrail. Refused if the plan "
+        "Carry out a plan from optimize: applies the step that covers now, then each later "
+        "step at its start (relays, setpoints), every step checked against every guardrail, "
+        "until the plan ends, another is dispatched, the site halts or it drifts; devices "
+        "then go back to their defaults. Follow it with plan_status. Refused if the plan "
         "expired, changed, or the site drifted from it.",
         plan.dispatch,
         act.ActionOutcome,
         ACT_ONCE,
         plan.DispatchRequest,
+    ),
+    ToolSpec(
+        "plan_status",
+        "Plan status",
+        "Where a dispatched plan stands: running, completed, superseded, halted or stopped; "
+        "each step applied with its outcome and audit record; whether devices went back to "
+        "their defaults.",
+        plan.plan_status,
+        PlanRun,
+        READ,
+        plan.PlanStatusRequest,
     ),
     ToolSpec(
         "toggle_relay",

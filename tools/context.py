@@ -13,6 +13,7 @@ from grid.config import SiteConfig
 from grid.store import Store
 from guardrails.actuator import Actuator
 from guardrails.confirmations import Confirmations
+from guardrails.executor import PlanExecutor
 from guardrails.plans import PlanBook
 from guardrails.policy import SiteSnapshot
 
@@ -24,6 +25,7 @@ class Runtime(Protocol):
     actuator: Actuator
     plans: PlanBook
     confirmations: Confirmations
+    executor: PlanExecutor
 
     @property
     def live(self) -> LiveState: ...

@@ -14,7 +14,8 @@ from grid.config import SiteConfig
 from grid.errors import PolicyRefusal
 from grid.store import Store
 from grid.tariff import billing_period_start
-from guardrails.plans import check_drift, current_step, step_actions
+from guardrails.executor import PlanRun
+from guardrails.plans import current_step
 from guardrails.principals import Caller, Capability
 from optimization.inputs import PlanInputs, initial_from_readings, window_inputs
 from optimization.plan import CostBreakdown, StepSetpoints
@@ -217,17 +218,45 @@ class DispatchRequest(BaseModel):
 
 
 def dispatch(rt: Runtime, caller: Caller, req: DispatchRequest) -> ActionOutcome:
-    """Apply the step of a plan that covers now (select-before-operate)."""
+    """Arm a plan (select-before-operate): the step that covers now is applied at once,
+    each later step at its start by the runtime's plan executor, until the plan ends, is
+    superseded, the site halts or a step is refused; then devices go back to their
+    defaults. `plan_status` follows it."""
     arguments: dict[str, Any] = req.model_dump()
     rt.actuator.require(caller, Capability.ACT, "dispatch", arguments)
     try:
         stored = rt.plans.for_dispatch(req.plan_id, req.plan_hash)
-        snap = rt.snapshot()
-        step = current_step(stored.plan, snap.now)
-        check_drift(rt.site, stored.plan, step, snap)
+        run, result = rt.executor.arm(caller, stored)
     except PolicyRefusal as refusal:
-        raise rt.actuator.refuse(caller, "dispatch", arguments, refusal) from None
-    actions = step_actions(rt.site, step, snap, stored.plan.peak_import_kw_so_far)
-    arguments["step_time"] = step.time.isoformat()
-    result = rt.actuator.request(caller, "dispatch", actions, arguments, direct=False)
-    return outcome_of(rt, caller, "dispatch", arguments, result)
+        if refusal.rule in ("plan_unknown", "plan_expired", "plan_changed"):
+            raise rt.actuator.refuse(caller, "dispatch", arguments, refusal) from None
+        raise  # a step refusal, audited by the Actuator already
+    outcome = outcome_of(rt, caller, "dispatch", arguments, result)
+    remaining = len(stored.plan.steps) - stored.plan.steps.index(
+        current_step(stored.plan, rt.clock.now())
+    )
+    outcome.summary = (
+        f"{outcome.summary}. Plan {run.plan_id} armed: {remaining - 1} more step(s) will be "
+        f"applied at their starts until {run.ends_at:%Y-%m-%d %H:%M}Z; see plan_status"
+    )
+    return outcome
+
+
+class PlanStatusRequest(BaseModel):
+    plan_id: fields.Id("A dispatched plan's id; default: the latest run", optional=True) = None
+
+
+def plan_status(rt: Runtime, caller: Caller, req: PlanStatusRequest) -> PlanRun:
+    """Where a dispatched plan stands: running, completed, superseded, halted or stopped,
+    each step applied with its outcome and audit record, and whether the devices went
+    back to their defaults."""
+    rt.actuator.require(caller, Capability.READ, "plan_status", req.model_dump())
+    run = rt.executor.status(req.plan_id)
+    if run is None:
+        what = (
+            f"plan {req.plan_id!r} was never dispatched"
+            if req.plan_id
+            else "no plan was dispatched yet"
+        )
+        raise PolicyRefusal("plan_unknown", f"{what}; optimize, then dispatch the plan_id")
+    return run

@@ -110,7 +110,7 @@ def test_a_csv_imported_through_the_cli_is_trained_on_planned_from_and_run_in_cl
 
     loop = gridpilot(
         "optimize", "closed-loop", "--site", str(site_file), "--data", str(csv_file), *MAP,
-        "--train-days", "4", "--days", "1", "--horizon-hours", "6", "--json",
+        "--train-days", "4", "--days", "0.5", "--horizon-hours", "4", "--json",
     )  # fmt: skip
     assert loop.returncode == 0, loop.stderr[-2000:]
     rows = {r["controller"].split(" (")[0]: r for r in json.loads(loop.stdout)}

@@ -19,6 +19,7 @@ TOOLS = {
     "forecast",
     "optimize",
     "dispatch",
+    "plan_status",
     "toggle_relay",
     "set_setpoint",
     "anomalies",
@@ -30,6 +31,7 @@ TOOLS = {
 }
 READ_ONLY = {
     "ping",
+    "plan_status",
     "grid_state",
     "list_assets",
     "grid_history",
@@ -118,6 +120,8 @@ async def every_tool_as_admin(client: Client, site: str) -> None:
         assert "Refused by rule" in text_of(result)
     else:
         assert result.structured_content["status"] in {"executed", "failed"}
+        run = await ok(client, "plan_status", plan_id=plan["plan_id"])
+        assert run["plan_id"] == plan["plan_id"] and run["steps"][0]["audit_seq"]
     bad = await refused(client, "dispatch", plan_id="no-such-plan")
     assert "Refused by rule 'plan_unknown'" in bad and "call optimize" in bad.lower()
 
