@@ -7,6 +7,7 @@ asset's data now?"; `scan` looks over a window and writes anomaly events.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -66,10 +67,30 @@ def checks(site: SiteConfig, asset: str) -> list[tuple[str, float, float]]:
     return []
 
 
+# The reading a device reports of what it was commanded to hold: a PV inverter's
+# curtailment limit, a peaker's setpoint. Output steady at that value is regulation.
+COMMANDED = {"pv_inverter": "limit_kw", "peaker": "setpoint_kw"}
+
+
+def _commanded_quantity(site: SiteConfig, asset: str) -> str | None:
+    if any(p.id == asset for p in site.assets.pv):
+        return COMMANDED["pv_inverter"]
+    if any(g.id == asset for g in site.assets.peakers):
+        return COMMANDED["peaker"]
+    return None
+
+
 def check_series(
-    site: SiteConfig, asset: str, quantity: str, low: float, high: float, samples: list[Sample]
+    site: SiteConfig,
+    asset: str,
+    quantity: str,
+    low: float,
+    high: float,
+    samples: list[Sample],
+    commanded: Sequence[Sample] = (),
 ) -> list[Finding]:
-    """Rule findings over one reading's raw samples, oldest first."""
+    """Rule findings over one reading's raw samples, oldest first. `commanded`: the
+    samples of the value the device was told to hold (see COMMANDED), if any."""
     if not samples:
         return []
     out: list[Finding] = []
@@ -91,6 +112,10 @@ def check_series(
             same = values[i] == values[i - 1] and abs(values[i]) > 1e-6
             run = run + 1 if same else 1
             if run == STUCK_SAMPLES:
+                told = [c.value for c in commanded if c.time <= times[i]]
+                if told and abs(told[-1] - values[i]) < 1e-3:
+                    run = 1  # holding its commanded value, as told
+                    continue
                 found(
                     i, 0.9, f"stuck sensor: {STUCK_SAMPLES} identical readings of {values[i]:.4f}"
                 )
@@ -161,9 +186,12 @@ def assess(
     main: list[Sample] = []
     for n, (quantity, low, high) in enumerate(specs):
         samples = store.query(site.site.name, asset, quantity, start, end)
+        commanded: list[Sample] = []
         if n == 0:
             main = samples
-        findings += check_series(site, asset, quantity, low, high, samples)
+            if reference := _commanded_quantity(site, asset):
+                commanded = store.query(site.site.name, asset, reference, start, end)
+        findings += check_series(site, asset, quantity, low, high, samples, commanded)
     silent_s = (now - main[-1].time).total_seconds() if main else WINDOW.total_seconds()
     if silent_s > site.policy.stale_telemetry_s:
         return Trust(

@@ -159,7 +159,8 @@ class PlanExecutor:
             result = self._actuator.request(caller, "dispatch", actions, arguments, direct=False)
         except PolicyRefusal as refusal:
             run.steps.append(StepRecord(time=step.time, outcome="refused", detail=str(refusal)))
-            self._end(run, "halted" if refusal.rule == "kill_switch" else "stopped", str(refusal))
+            halted = refusal.rule == "kill_switch"
+            self._end(run, "halted" if halted else "stopped", str(refusal), release=not halted)
             return refusal
         run.steps.append(
             StepRecord(

@@ -36,6 +36,9 @@ class PeakerTwin(Twin):
     def values(self) -> dict[str, float]:
         return {
             "power_kw": round(self.power_kw, 4),
+            # reported like a PV inverter's limit_kw: a steady output at the commanded
+            # setpoint is regulation, not a stuck meter (forecasting.anomaly)
+            "setpoint_kw": round(self.setpoint_kw, 4),
             "running": 1.0 if self.mode == "running" else 0.0,
             "fuel_kw": round(self.fuel_kw(), 4),
         }

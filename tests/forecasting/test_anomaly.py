@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from edge.mapping import site_map
+from edge.protocol import Command
 from edge.sim import SiteSimulator
 from edge.sim.faults import Fault
 from forecasting.anomaly import assess, scan
@@ -149,3 +150,54 @@ def test_pv_shading_shows_as_a_residual_against_yesterday(tmp_path: Path) -> Non
     assert any(
         e.asset == "pv-roof" and e.data["detector"] == "seasonal_residual" for e in events
     ), [e.message for e in events]
+
+
+def _command(device: str, action: str, **params: float) -> Command:
+    now = datetime.now(UTC)
+    return Command(
+        id=f"t-{device}-{action}",
+        device=device,
+        action=action,
+        params=params,
+        issued_at=now,
+        expires_at=now + timedelta(minutes=1),
+    )
+
+
+def test_output_held_at_its_commanded_value_is_not_a_stuck_sensor(tmp_path: Path) -> None:
+    """A peaker at its setpoint and a PV array at its curtailment limit report the same
+    reading for many minutes: that is the device doing as told, and automated actions
+    must not be refused for it (a plan's peaker step once halted every later step)."""
+    site = Recorded(tmp_path)
+    site.run(NOON)
+    peaker, pv = site.sim.twins["peaker-1"], site.sim.twins["pv-inv-1"]
+    assert peaker.execute(_command("peaker-1", "start"))[0] == "ok"
+    assert peaker.execute(_command("peaker-1", "set_power", power_kw=9.0))[0] == "ok"
+    assert pv.execute(_command("pv-inv-1", "set_curtailment", limit_kw=2.0))[0] == "ok"
+    site.run(30)
+    held = site.store.query(
+        SITE.site.name,
+        "gas-peaker",
+        "power_kw",
+        site.clock.now() - timedelta(minutes=20),
+        site.clock.now(),
+    )
+    assert len(held) >= 10 and {s.value for s in held} == {9.0}  # the run the rule looks at
+    assert site.trust("gas-peaker").trustworthy, site.trust("gas-peaker").reason
+    pv_id = SITE.assets.pv[0].id
+    capped = site.store.query(
+        SITE.site.name,
+        pv_id,
+        "power_kw",
+        site.clock.now() - timedelta(minutes=20),
+        site.clock.now(),
+    )
+    assert {s.value for s in capped} == {2.0}
+    assert site.trust(pv_id).trustworthy, site.trust(pv_id).reason
+    # the same flat reading away from what the device was told is still a stuck sensor
+    site.sim.inject(Fault(kind="stuck_sensor", device="peaker-1", quantity="power_kw"))
+    site.run(1)  # the meter freezes at 9 kW
+    assert peaker.execute(_command("peaker-1", "set_power", power_kw=12.0))[0] == "ok"
+    site.run(15)
+    verdict = site.trust("gas-peaker")
+    assert not verdict.trustworthy and "stuck sensor" in verdict.reason
