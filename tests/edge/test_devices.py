@@ -150,4 +150,4 @@ def test_peaker_starts_after_its_delay_at_minimum_load_and_ramps(offline_sim) ->
     assert peaker.values()["fuel_kw"] > 30.0 / 0.35
     command(offline_sim, "peaker-1", "stop")
     run(offline_sim, 1)
-    assert peaker.values() == {"power_kw": 0.0, "running": 0.0, "fuel_kw": 0.0}
+    assert peaker.values() == {"power_kw": 0.0, "setpoint_kw": 30.0, "running": 0.0, "fuel_kw": 0.0}
