@@ -432,22 +432,23 @@ class Gateway:
 
     def _on_telemetry(self, device: str, telemetry: Telemetry) -> None:
         self._same_device(device, telemetry.device)
-        self._check_time(telemetry.time)
+        now_s = self.clock.time()
+        self._check_time(telemetry.time, now_s)
         points = self._plausible(device, telemetry)
         for when, accepted in self._sequence(device, telemetry.seq, telemetry.time, points):
             came_back = self.state.seen(device, when, accepted)
             with self._wake:
-                self._heard_s[device] = self.clock.time()
+                self._heard_s[device] = now_s
                 self._points.extend(accepted)
                 if came_back:
                     self._events.append(self._event("online", device, "telemetry resumed"))
                 if len(self._points) >= self.flush_points:
                     self._wake.notify()
 
-    def _check_time(self, when: datetime) -> None:
+    def _check_time(self, when: datetime, now_s: float) -> None:
         # A reading from the future would stay the "latest" one and hide staleness;
         # one from long ago is a device whose clock was never set.
-        ahead_s = (when - self.clock.now()).total_seconds()
+        ahead_s = when.timestamp() - now_s
         if ahead_s > self._limits.max_future_s:
             raise ProtocolError(
                 f"time {when.isoformat()} is {ahead_s:.0f} s ahead of the gateway's clock; "

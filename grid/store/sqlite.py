@@ -120,8 +120,8 @@ class SQLiteStore:
         rows = []
         last_time, last_ns = None, 0
         for p in points:
-            # The readings of one message share one time: convert it once.
-            if p.time is not last_time:
+            # Points of one message (or one gateway round) share a time: convert it once.
+            if p.time != last_time:
                 last_time, last_ns = p.time, to_ns(p.time)
             rows.append((p.site, p.asset, p.quantity, last_ns, p.value, p.unit, p.quality.value))
         if not rows:
