@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import platform
 import statistics
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psutil  # arrives with amqtt
 from rich.console import Console
 from rich.table import Table
 
@@ -41,3 +43,14 @@ def p50_p95(samples: list[float]) -> tuple[float, float]:
     ordered = sorted(samples)
     rank = max(1, math.ceil(0.95 * len(ordered)))
     return statistics.median(ordered), ordered[rank - 1]
+
+
+def cpu_s() -> float:
+    """CPU seconds used so far by this process and its children (Mosquitto, influxd):
+    unlike wall time, barely moved by other work on a shared machine."""
+    me = psutil.Process()
+    total = sum(me.cpu_times()[:2])
+    for child in me.children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            total += sum(child.cpu_times()[:2])
+    return total

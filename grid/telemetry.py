@@ -111,9 +111,13 @@ class Sample(BaseModel):
 Aggregate = Literal["mean", "min", "max", "sum", "first", "last", "count"]
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def to_ns(when: datetime) -> int:
-    """Exact integer nanoseconds since the epoch (float seconds would lose microseconds)."""
-    delta = when.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+    """Exact integer nanoseconds since the epoch (float seconds would lose microseconds).
+    A naive time is taken as local time."""
+    delta = (when if when.tzinfo is not None else when.astimezone(UTC)) - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
 
 

@@ -71,20 +71,30 @@ def _series_key(site: str, asset: str, quantity: str, unit: str) -> str:
     return line.rsplit(" value=", 1)[0]
 
 
+@lru_cache(maxsize=65_536)
+def _line_head(site: str, asset: str, quantity: str, unit: str, quality: Quality) -> str:
+    """Everything of a point's line before its value: one cached string per series."""
+    return f'{_series_key(site, asset, quantity, unit)} quality="{quality.value}",value='
+
+
 def measurement_line(p: Measurement, t_ns: int | None = None) -> str:
-    key = _series_key(p.site, p.asset, p.quantity, p.unit)
     ns = to_ns(p.time) if t_ns is None else t_ns
-    return f'{key} quality="{p.quality.value}",value={float(p.value)!r} {ns}'
+    head = _line_head(p.site, p.asset, p.quantity, p.unit, p.quality)
+    return f"{head}{float(p.value)!r} {ns}"
 
 
 def measurement_lines(points: Sequence[Measurement]) -> str:
-    """One body for a batch; the readings of one message share a time, converted once."""
+    """One body for a batch; a run of points with the same time converts it once.
+    Inlined rather than calling `measurement_line`: this loop is the store's hot path."""
+    head = _line_head
     lines = []
     last_time, last_ns = None, 0
     for p in points:
-        if p.time is not last_time:
+        if p.time != last_time:
             last_time, last_ns = p.time, to_ns(p.time)
-        lines.append(measurement_line(p, last_ns))
+        lines.append(
+            f"{head(p.site, p.asset, p.quantity, p.unit, p.quality)}{float(p.value)!r} {last_ns}"
+        )
     return "\n".join(lines)
 
 

@@ -1,5 +1,12 @@
 """The embedded store: one SQLite file in WAL mode, safe to share between threads.
 
+Telemetry lives in two tables. `telemetry` is clustered by series and time, which
+is what reads want; but a gateway batch holds one point of each of hundreds of
+series, and inserting it there dirties one B-tree page per series. So writes go to
+`telemetry_recent`, clustered by time, where a batch lands on a few tail pages;
+once it holds `merge_rows` points they move to `telemetry` in one sorted pass that
+touches each series' page once. Reads look at both, the recent point winning.
+
 A write SQLite cannot take (disk full, file read-only, locked past its timeout)
 goes to a `Spool` in another file and is replayed, in order, before the next
 write, as the InfluxDB store does with an unreachable server.
@@ -37,6 +44,11 @@ CREATE TABLE IF NOT EXISTS telemetry (
     t_ns INTEGER NOT NULL, value REAL NOT NULL, unit TEXT NOT NULL, quality TEXT NOT NULL,
     PRIMARY KEY (site, asset, quantity, t_ns)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS telemetry_recent (
+    t_ns INTEGER NOT NULL, site TEXT NOT NULL, asset TEXT NOT NULL, quantity TEXT NOT NULL,
+    value REAL NOT NULL, unit TEXT NOT NULL, quality TEXT NOT NULL,
+    PRIMARY KEY (t_ns, site, asset, quantity)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     site TEXT NOT NULL, asset TEXT, kind TEXT NOT NULL, severity TEXT NOT NULL,
@@ -57,6 +69,21 @@ _AGGREGATES: dict[str, str] = {
     "last": "value, MAX(t_ns)",
 }
 
+_COLUMNS = "site, asset, quantity, t_ns, value, unit, quality"
+# A point of `telemetry` counts unless `telemetry_recent` holds a newer copy of it;
+# points older than everything recent skip the probe, so history reads stay fast.
+_SERIES = "site=? AND asset=? AND quantity=? AND t_ns>=? AND t_ns<?"
+_POINTS = f"""
+SELECT t_ns, value FROM telemetry AS m WHERE {_SERIES}
+    AND (m.t_ns < (SELECT MIN(t_ns) FROM telemetry_recent) OR NOT EXISTS (
+        SELECT 1 FROM telemetry_recent AS r WHERE r.t_ns = m.t_ns AND r.site = m.site
+        AND r.asset = m.asset AND r.quantity = m.quantity))
+UNION ALL SELECT t_ns, value FROM telemetry_recent WHERE {_SERIES}
+"""
+# Enough for a sorted merge to touch each of a few thousand series' pages once
+# per dozen points, small enough that a scan of the recent table stays a few ms.
+MERGE_ROWS = 20_000
+
 
 def open_db(path: str | Path, schema: str, *, durable: bool) -> sqlite3.Connection:
     """A connection in WAL mode, shareable between threads (callers hold their own lock).
@@ -71,11 +98,15 @@ def open_db(path: str | Path, schema: str, *, durable: bool) -> sqlite3.Connecti
 
 
 class SQLiteStore:
-    def __init__(self, path: str | Path, spool_path: Path | None = None) -> None:
+    def __init__(
+        self, path: str | Path, spool_path: Path | None = None, merge_rows: int = MERGE_ROWS
+    ) -> None:
         self.path = str(path)
         # NORMAL: telemetry lost in a power cut is seconds of readings, not decisions.
         self._db = open_db(self.path, _SCHEMA, durable=False)
         self._lock = threading.Lock()
+        self._merge_rows = merge_rows
+        (self._recent,) = self._db.execute("SELECT COUNT(*) FROM telemetry_recent").fetchone()
         if spool_path is None:
             spool_path = (
                 Path("var/spool/sqlite-memory.db")
@@ -89,8 +120,8 @@ class SQLiteStore:
         rows = []
         last_time, last_ns = None, 0
         for p in points:
-            # The readings of one message share one time: convert it once.
-            if p.time is not last_time:
+            # Points of one message (or one gateway round) share a time: convert it once.
+            if p.time != last_time:
                 last_time, last_ns = p.time, to_ns(p.time)
             rows.append((p.site, p.asset, p.quantity, last_ns, p.value, p.unit, p.quality.value))
         if not rows:
@@ -105,14 +136,29 @@ class SQLiteStore:
             self._open_spool().append(json.dumps(rows), len(rows))
 
     def _insert(self, rows: list[tuple]) -> None:
+        """Rows are in `_COLUMNS` order, as spooled batches of earlier versions are too."""
+        merge = self._recent + len(rows) >= self._merge_rows
         try:
             self._db.execute("BEGIN")
-            self._db.executemany("INSERT OR REPLACE INTO telemetry VALUES (?,?,?,?,?,?,?)", rows)
+            self._db.executemany(
+                f"INSERT OR REPLACE INTO telemetry_recent ({_COLUMNS}) VALUES (?,?,?,?,?,?,?)", rows
+            )
+            if merge:
+                self._merge()
             self._db.execute("COMMIT")
         except sqlite3.Error:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
             raise
+        self._recent = 0 if merge else self._recent + len(rows)
+
+    def _merge(self) -> None:
+        """Move the recent points into `telemetry`, in its key order (inside a transaction)."""
+        self._db.execute(
+            f"INSERT OR REPLACE INTO telemetry ({_COLUMNS}) SELECT {_COLUMNS} "
+            "FROM telemetry_recent ORDER BY site, asset, quantity, t_ns"
+        )
+        self._db.execute("DELETE FROM telemetry_recent")
 
     def _open_spool(self) -> Spool:
         if self._spool is None:
@@ -156,28 +202,32 @@ class SQLiteStore:
         window_s: int | None = None,
         aggregate: Aggregate = "mean",
     ) -> list[Sample]:
-        args = (site, asset, quantity, to_ns(start), to_ns(end))
-        where = "site=? AND asset=? AND quantity=? AND t_ns>=? AND t_ns<?"
+        args = (site, asset, quantity, to_ns(start), to_ns(end)) * 2
         if window_s is None:
-            sql = f"SELECT t_ns, value FROM telemetry WHERE {where} ORDER BY t_ns"
+            sql = f"SELECT t_ns, value FROM ({_POINTS}) ORDER BY t_ns"
         else:
             width = int(window_s) * 1_000_000_000
             sql = (
                 f"SELECT (t_ns / {width}) * {width} AS bucket, {_AGGREGATES[aggregate]} "
-                f"FROM telemetry WHERE {where} GROUP BY bucket ORDER BY bucket"
+                f"FROM ({_POINTS}) GROUP BY bucket ORDER BY bucket"
             )
         with self._lock:
             rows = self._db.execute(sql, args).fetchall()
         return [Sample(time=from_ns(row[0]), value=float(row[1])) for row in rows]
 
     def latest(self, site: str, asset: str | None = None) -> list[Measurement]:
-        sql = (
-            "SELECT site, asset, quantity, value, unit, quality, MAX(t_ns) FROM telemetry "
-            "WHERE site=?" + (" AND asset=?" if asset else "") + " GROUP BY asset, quantity"
-        )
+        where = "WHERE site=?" + (" AND asset=?" if asset else "") + " GROUP BY asset, quantity"
         args = (site, asset) if asset else (site,)
+        newest: dict[tuple[str, str], tuple] = {}
         with self._lock:
-            rows = self._db.execute(sql, args).fetchall()
+            # Older tier first: a recent point at the same time replaces the merged one.
+            for table in ("telemetry", "telemetry_recent"):
+                sql = f"SELECT site, asset, quantity, value, unit, quality, MAX(t_ns) FROM {table} "
+                for r in self._db.execute(sql + where, args):
+                    old = newest.get((r[1], r[2]))
+                    if old is None or r[6] >= old[6]:
+                        newest[(r[1], r[2])] = r
+        rows = [newest[k] for k in sorted(newest)]
         return [
             Measurement(
                 site=r[0],

@@ -12,16 +12,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from grid.store import Store, open_store
+from grid.store.sqlite import SQLiteStore
 from grid.telemetry import Event, Measurement, Quality, Severity
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 _db_names = itertools.count()
 
 
-@pytest.fixture(params=["sqlite", "influx"])
+@pytest.fixture(params=["sqlite", "sqlite-merging", "influx"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     if request.param == "sqlite":
         opened = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    elif request.param == "sqlite-merging":
+        # Merges into the series-ordered table every few points, so reads see both tiers.
+        opened = SQLiteStore(tmp_path / "store.db", merge_rows=3)
     else:
         influxd = request.getfixturevalue("influxd")
         opened = open_store(influxd.url(f"contract{next(_db_names)}"), spool_dir=tmp_path)
