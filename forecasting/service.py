@@ -51,22 +51,26 @@ def _read(site: SiteConfig, store: Store, start: datetime, end: datetime) -> pd.
     step_s = site.site.step_s
     index = _grid(start, end, step_s)
 
-    def total(assets: list[str]) -> pd.Series:
+    def total(assets: list[str]) -> np.ndarray:
         if not assets:
-            return pd.Series(0.0, index=index)
-        return asset_history(site, store, assets, start, end).sum(axis=1, min_count=1)
+            return np.zeros(len(index))
+        each = np.vstack([_values(site, store, a, "power_kw", start, end, index) for a in assets])
+        # a step where no asset stored anything stays unknown (NaN), not zero
+        return np.where(np.isnan(each).all(axis=0), np.nan, np.nansum(each, axis=0))
 
-    frame = pd.DataFrame(
+    stored = _values(site, store, "tariff", "import_price_eur_per_kwh", start, end, index)
+    missing = np.flatnonzero(np.isnan(stored))
+    if len(missing):
+        times = list(index[missing].to_pydatetime())
+        stored[missing] = [p[0] for p in prices_eur_per_kwh(site, times)]
+    return pd.DataFrame(
         {
             "load_kw": total([ld.id for ld in site.assets.loads]),
             "pv_kw": total([p.id for p in site.assets.pv]),
+            "price_eur_per_kwh": stored,
         },
         index=index,
     )
-    stored = _series(site, store, "tariff", "import_price_eur_per_kwh", start, end)
-    tariff = pd.Series([p[0] for p in prices_eur_per_kwh(site, list(index))], index=index)
-    frame["price_eur_per_kwh"] = stored.fillna(tariff)
-    return frame
 
 
 @dataclass
@@ -152,21 +156,41 @@ def _cached_history(
     return cache.raw[(cache.raw.index >= start) & (cache.raw.index < end)], cache
 
 
-def _series(
-    site: SiteConfig, store: Store, asset: str, quantity: str, start: datetime, end: datetime
-) -> pd.Series:
+def _values(
+    site: SiteConfig,
+    store: Store,
+    asset: str,
+    quantity: str,
+    start: datetime,
+    end: datetime,
+    index: pd.DatetimeIndex,
+) -> np.ndarray:
+    """One series' stored step means on the grid `index` (NaN where nothing was stored):
+    numpy positions, as a pandas Series and reindex per series cost more than the query."""
     step_s = site.site.step_s
+    out = np.full(len(index), np.nan)
+    if len(index) == 0:
+        return out
     samples = store.query(site.site.name, asset, quantity, start, end, window_s=step_s)
-    values = pd.Series({pd.Timestamp(s.time): s.value for s in samples}, dtype=float)
-    return values.reindex(_grid(start, end, step_s))
+    if not samples:
+        return out
+    step_ns = step_s * 1_000_000_000
+    offset = pd.DatetimeIndex([s.time for s in samples]).as_unit("ns").asi8
+    offset = offset - index[:1].as_unit("ns").asi8[0]
+    pos = offset // step_ns
+    keep = (offset % step_ns == 0) & (pos >= 0) & (pos < len(index))
+    out[pos[keep]] = np.array([s.value for s in samples], dtype=float)[keep]
+    return out
 
 
 def asset_history(
     site: SiteConfig, store: Store, assets: list[str], start: datetime, end: datetime
 ) -> pd.DataFrame:
     """Each asset's stored power (step means, NaN where nothing was stored), a column each."""
-    columns = {a: _series(site, store, a, "power_kw", start, end) for a in assets}
-    return pd.DataFrame(columns, index=_grid(start, end, site.site.step_s))
+    index = _grid(start, end, site.site.step_s)
+    return pd.DataFrame(
+        {a: _values(site, store, a, "power_kw", start, end, index) for a in assets}, index=index
+    )
 
 
 def frame_from_profiles(profiles: SiteProfiles) -> pd.DataFrame:
