@@ -28,10 +28,11 @@ TARGET_COLUMN = {
 
 def with_derived(frame: pd.DataFrame, step_s: int) -> pd.DataFrame:
     """Add the derived columns: net load (load - PV) and its change over 30 minutes."""
-    out = frame.copy()
-    out["net_load_kw"] = out["load_kw"] - out["pv_kw"]
-    out["net_load_change_30min"] = out["net_load_kw"].diff(max(1, 1800 // step_s))
-    return out
+    net = frame["load_kw"].to_numpy(dtype=float) - frame["pv_kw"].to_numpy(dtype=float)
+    lag = max(1, 1800 // step_s)
+    change = np.full(len(net), np.nan)
+    change[lag:] = net[lag:] - net[:-lag]
+    return frame.assign(net_load_kw=net, net_load_change_30min=change)
 
 
 def steps_per_day(step_s: int) -> int:
