@@ -9,6 +9,7 @@ changing the future and finding every feature unchanged.
 
 from __future__ import annotations
 
+import warnings
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -27,55 +28,126 @@ TARGET_COLUMN = {
 
 def with_derived(frame: pd.DataFrame, step_s: int) -> pd.DataFrame:
     """Add the derived columns: net load (load - PV) and its change over 30 minutes."""
-    out = frame.copy()
-    out["net_load_kw"] = out["load_kw"] - out["pv_kw"]
-    out["net_load_change_30min"] = out["net_load_kw"].diff(max(1, 1800 // step_s))
-    return out
+    net = frame["load_kw"].to_numpy(dtype=float) - frame["pv_kw"].to_numpy(dtype=float)
+    lag = max(1, 1800 // step_s)
+    change = np.full(len(net), np.nan)
+    change[lag:] = net[lag:] - net[:-lag]
+    return frame.assign(net_load_kw=net, net_load_change_30min=change)
 
 
 def steps_per_day(step_s: int) -> int:
     return 86_400 // step_s
 
 
-def calendar(times: pd.DatetimeIndex, tz: ZoneInfo) -> pd.DataFrame:
+def calendar(times: pd.DatetimeIndex, tz: ZoneInfo) -> dict[str, np.ndarray]:
     local = times.tz_convert(tz)
-    hour = local.hour + local.minute / 60
-    dow = local.day_of_week
-    return pd.DataFrame(
-        {
-            "hour_sin": np.sin(2 * np.pi * hour / 24),
-            "hour_cos": np.cos(2 * np.pi * hour / 24),
-            "dow_sin": np.sin(2 * np.pi * dow / 7),
-            "dow_cos": np.cos(2 * np.pi * dow / 7),
-            "weekend": (dow >= 5).astype(float),
-        },
-        index=times,
-    )
+    hour = (local.hour + local.minute / 60).to_numpy(dtype=float)
+    dow = local.day_of_week.to_numpy()
+    return {
+        "hour_sin": np.sin(2 * np.pi * hour / 24),
+        "hour_cos": np.cos(2 * np.pi * hour / 24),
+        "dow_sin": np.sin(2 * np.pi * dow / 7),
+        "dow_cos": np.cos(2 * np.pi * dow / 7),
+        "weekend": (dow >= 5).astype(float),
+    }
 
 
-def origin_features(frame: pd.DataFrame, target: str, step_s: int) -> pd.DataFrame:
-    """What is known at each origin time (inclusive), for one target column."""
-    y = frame[target]
+# Everything below works on numpy arrays and row positions: a forecast builds its rows
+# on each call, and pandas costs per call (a reindex is ~0.1 ms however short), which
+# made `rows` 22 ms of a 96-step forecast. `tests/forecasting/test_features.py` checks
+# the output against the pandas formulation (reindex, shift, rolling) on real frames.
+
+
+def _ns(times: pd.DatetimeIndex) -> np.ndarray:
+    return times.as_unit("ns").asi8
+
+
+def _positions(index: pd.DatetimeIndex, times: np.ndarray) -> np.ndarray:
+    """The row of each time (int64 ns since the epoch) in `index`, -1 where none."""
+    if len(index) == 0:
+        return np.full(times.shape, -1, dtype=np.int64)
+    if not index.is_monotonic_increasing:
+        return index.get_indexer(pd.DatetimeIndex(times.view("M8[ns]")).tz_localize("UTC"))
+    stamps = _ns(index)
+    pos = np.minimum(np.searchsorted(stamps, times), len(stamps) - 1)
+    return np.where(stamps[pos] == times, pos, -1)
+
+
+def _take(values: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """values[pos], NaN where pos is negative (before the frame, or no such row)."""
+    if len(values) == 0:
+        return np.full(pos.shape, np.nan)
+    return np.where(pos >= 0, values[np.clip(pos, 0, len(values) - 1)], np.nan)
+
+
+def _windows(values: np.ndarray, pos: np.ndarray, width: int) -> np.ndarray:
+    """The `width` rows ending at each position (NaN before the frame's first row and
+    for a missing position): what `rolling(width)` sees there."""
+    padded = np.concatenate([np.full(width, np.nan), values])
+    view = np.lib.stride_tricks.sliding_window_view(padded, width)
+    out = view[np.clip(pos, -1, len(values) - 1) + 1]
+    return np.where((pos >= 0)[:, None], out, np.nan)
+
+
+def _rolling_mean(values: np.ndarray, pos: np.ndarray, width: int, min_periods: int) -> np.ndarray:
+    w = _windows(values, pos, width)
+    count = np.sum(~np.isnan(w), axis=1)
+    with np.errstate(all="ignore"):
+        mean = np.nansum(w, axis=1) / count
+    return np.where(count >= min_periods, mean, np.nan)
+
+
+def _rolling_std(values: np.ndarray, pos: np.ndarray, width: int, min_periods: int) -> np.ndarray:
+    w = _windows(values, pos, width)
+    count = np.sum(~np.isnan(w), axis=1)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN and one-value windows
+        std = np.nanstd(w, axis=1, ddof=1)
+        flat = np.nanmax(w, axis=1) == np.nanmin(w, axis=1)
+    std = np.where(flat, 0.0, std)  # as pandas: equal values have no spread, exactly
+    return np.where((count >= max(min_periods, 2)), std, np.nan)
+
+
+def _rolling_max(values: np.ndarray, pos: np.ndarray, width: int) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows give NaN
+        return np.nanmax(_windows(values, pos, width), axis=1)
+
+
+def _lag(values: np.ndarray, pos: np.ndarray, k: int) -> np.ndarray:
+    return _take(values, np.where(pos >= k, pos - k, -1))
+
+
+def origin_features(frame: pd.DataFrame, target: str, step_s: int, pos: np.ndarray) -> dict:
+    """What is known at each origin (its row in `frame`, -1: none), for one target
+    column. Lags and windows count rows, as pandas' `shift` and `rolling` do."""
+    y = frame[target].to_numpy(dtype=float)
     day = steps_per_day(step_s)
+    hour = max(1, 3600 // step_s)
     short = max(2, 1800 // step_s)  # 30 min window (two steps at the least)
-    feats = {
-        "y_now": y,
-        "y_lag1": y.shift(1),
-        "y_lag2": y.shift(2),
-        "y_lag_hour": y.shift(max(1, 3600 // step_s)),
+    now = _take(y, pos)
+    load = _take(frame["load_kw"].to_numpy(dtype=float), pos)
+    pv = _take(frame["pv_kw"].to_numpy(dtype=float), pos)
+    net = frame["net_load_kw"].to_numpy(dtype=float)
+    with np.errstate(all="ignore"):
+        share = np.clip(pv / np.maximum(load, 0.1), 0, 5)
+    return {
+        "y_now": now,
+        "y_lag1": _lag(y, pos, 1),
+        "y_lag2": _lag(y, pos, 2),
+        "y_lag_hour": _lag(y, pos, hour),
         # Short-horizon signal: where the level is heading now, and how far today runs
         # above or below yesterday at this time (a level shift persists for a while).
-        "y_delta1": y.diff(1),
-        "y_delta_hour": y - y.shift(max(1, 3600 // step_s)),
-        "y_vs_yesterday": y - y.shift(day),
-        "y_mean_30min": y.rolling(short, min_periods=1).mean(),
-        "y_std_30min": y.rolling(short, min_periods=2).std(),
-        "y_mean_day": y.rolling(day, min_periods=day // 4).mean(),
-        "y_std_day": y.rolling(day, min_periods=day // 4).std(),
-        "renewable_share": (frame["pv_kw"] / frame["load_kw"].clip(lower=0.1)).clip(0, 5),
-        "net_load_gradient": frame["net_load_kw"].diff(),
+        "y_delta1": now - _lag(y, pos, 1),
+        "y_delta_hour": now - _lag(y, pos, hour),
+        "y_vs_yesterday": now - _lag(y, pos, day),
+        "y_mean_30min": _rolling_mean(y, pos, short, 1),
+        "y_std_30min": _rolling_std(y, pos, short, 2),
+        "y_mean_day": _rolling_mean(y, pos, day, day // 4),
+        "y_std_day": _rolling_std(y, pos, day, day // 4),
+        "renewable_share": share,
+        "net_load_gradient": _take(net, pos) - _lag(net, pos, 1),
     }
-    return pd.DataFrame(feats, index=frame.index)
 
 
 def rows(
@@ -87,56 +159,61 @@ def rows(
     horizons: list[int],
 ) -> pd.DataFrame:
     """One row per (origin, horizon): origin features plus the target time's calendar,
-    tariff price and same-time-yesterday value (which is in the past for h <= a day)."""
-    known = origin_features(frame, target, step_s)
+    tariff price and same-time-yesterday value (which is in the past for h <= a day).
+    Rows run horizon by horizon, each over all origins."""
     day = steps_per_day(step_s)
-    step = pd.Timedelta(seconds=step_s)
     for h in horizons:
         if h > day:
             raise ValueError(
                 f"horizon {h} steps exceeds a day ({day} steps): the model is direct up to 24 h"
             )
-    share = envelope_share(frame[target], origins, day * step, day)
-    # One frame for every (origin, horizon) pair at once, horizon by horizon as rows:
-    # pandas costs per call, not per row, so a loop over horizons cost 96 times more.
-    n = len(origins)
+    y = frame[target].to_numpy(dtype=float)
+    day_ns = day * step_s * 1_000_000_000
+    origin_ns = _ns(origins)
+    pos = _positions(frame.index, origin_ns)
+    known = origin_features(frame, target, step_s, pos)
+    share = envelope_share(frame.index, y, origin_ns, pos, day)
     reps = len(horizons)
-    steps_ahead = np.repeat(np.asarray(horizons, dtype=np.int64), n)
-    origin_of = pd.DatetimeIndex(np.tile(origins.to_numpy(), reps), tz=origins.tz)
-    at = origin_of + pd.to_timedelta(steps_ahead * step_s, unit="s")
-    part = known.reindex(origins).iloc[np.tile(np.arange(n), reps)].reset_index(drop=True)
-    part["horizon"] = steps_ahead.astype(float)
-    cal = calendar(at, tz).reset_index(drop=True)
-    part = pd.concat([part, cal], axis=1)
-    part["price_at_target"] = frame["price_eur_per_kwh"].reindex(at).to_numpy()
-    part["y_same_time_yesterday"] = frame[target].reindex(at - day * step).to_numpy()
-    part["y_yesterday_shifted"] = part["y_same_time_yesterday"] + part["y_vs_yesterday"]
+    steps_ahead = np.repeat(np.asarray(horizons, dtype=np.int64), len(origins))
+    at_ns = np.tile(origin_ns, reps) + steps_ahead * step_s * 1_000_000_000
+    at_pos = _positions(frame.index, at_ns)
+    table = {k: np.tile(v, reps) for k, v in known.items()}
+    table["horizon"] = steps_ahead.astype(float)
+    at = pd.DatetimeIndex(at_ns.view("M8[ns]")).tz_localize("UTC").tz_convert(origins.tz)
+    table.update(calendar(at, tz))
+    table["price_at_target"] = _take(frame["price_eur_per_kwh"].to_numpy(dtype=float), at_pos)
+    yesterday = _take(y, _positions(frame.index, at_ns - day_ns))
+    table["y_same_time_yesterday"] = yesterday
+    table["y_yesterday_shifted"] = yesterday + table["y_vs_yesterday"]
     with np.errstate(all="ignore"):
-        part["y_smart_persistence"] = np.tile(share, reps) * _envelope(
-            frame[target], at, day * step
+        table["y_smart_persistence"] = np.tile(share, reps) * _envelope(
+            frame.index, y, at_ns, day_ns
         )
-    part["origin"] = origin_of
-    part["time"] = at
-    return part
+    table["origin"] = at - pd.to_timedelta(steps_ahead * step_s, unit="s")
+    table["time"] = at
+    return pd.DataFrame(table)
 
 
-def _envelope(y: pd.Series, times: pd.DatetimeIndex, day: pd.Timedelta) -> np.ndarray:
-    """The highest value at the same time of day over the seven days before each time."""
-    back = np.vstack([y.reindex(times - k * day).to_numpy() for k in range(1, 8)])
+def _envelope(index: pd.DatetimeIndex, y: np.ndarray, times: np.ndarray, day_ns: int) -> np.ndarray:
+    """The highest value at the same time of day over the seven days before each time
+    (int64 ns); NaN where none of those days is known."""
+    back = np.vstack([_take(y, _positions(index, times - k * day_ns)) for k in range(1, 8)])
     highest = np.max(np.where(np.isnan(back), -np.inf, back), axis=0)
     return np.where(np.isfinite(highest), highest, np.nan)  # NaN: no day to go by
 
 
 def envelope_share(
-    y: pd.Series, origins: pd.DatetimeIndex, day: pd.Timedelta, steps_a_day: int
+    index: pd.DatetimeIndex, y: np.ndarray, origins: np.ndarray, pos: np.ndarray, day: int
 ) -> np.ndarray:
     """Each origin's value as a share of its week-high envelope: for PV, the day's
     cloudiness against a clear-sky curve learned from data, which persists for hours.
     NaN where the envelope is near zero (night) or missing. Carried to a target time
-    by multiplying with that time's envelope (the `y_smart_persistence` feature)."""
-    now = y.rolling(2, min_periods=1).mean().reindex(origins).to_numpy()
-    week_high = y.rolling(7 * steps_a_day, min_periods=1).max().reindex(origins).to_numpy()
-    env_now = _envelope(y, origins, day)
+    by multiplying with that time's envelope (the `y_smart_persistence` feature).
+    `origins` are int64 ns, `pos` their rows in `index` (-1: none)."""
+    now = _rolling_mean(y, pos, 2, 1)
+    week_high = _rolling_max(y, pos, 7 * day)
+    step_ns = (86_400 // day) * 1_000_000_000
+    env_now = _envelope(index, y, origins, day * step_ns)
     with np.errstate(all="ignore"):
         lit = env_now > np.maximum(0.05 * week_high, 1e-6)
         return np.where(lit, np.clip(now / env_now, 0.0, 1.5), np.nan)

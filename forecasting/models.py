@@ -145,7 +145,11 @@ def calibrate_by_horizon(
 def row_band_scale(trained: Trained, table: pd.DataFrame) -> np.ndarray:
     """Each row's factor: its horizon's own, or the overall one where it has none."""
     per = trained.band_scale_by_horizon
-    return np.array([per.get(int(h), trained.band_scale) for h in table["horizon"]])
+    horizons = table["horizon"].to_numpy()
+    out = np.full(len(horizons), float(trained.band_scale))
+    for h, factor in per.items():  # at most a day of horizons, not one lookup per row
+        out[horizons == h] = factor
+    return out
 
 
 def _band_factor(q: np.ndarray, y: np.ndarray, coverage: float = 0.8) -> float:

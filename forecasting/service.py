@@ -2,10 +2,12 @@
 enough for its features, otherwise an honest naive method that says so.
 
 Calls are cached per store (`_Cache`): the history read once is kept, and a later
-call reads only what is new since the last complete step it saw (plus two steps for
-late arrivals). Before trusting the rest, it counts the stored samples of each series
-there (one small query each): a backfill or a replayed spool changes the count and
-everything is read again, as it is after REREAD_AFTER_S anyway. A call for the same
+call reads again only what its counts do not cover: at least the two steps before the
+last complete one (late arrivals), at most RECOUNT_STEPS more. Before trusting the
+rest, it counts the stored samples of each series there (one small query each): a
+backfill or a replayed spool changes the count and everything is read again, as it is
+after REREAD_AFTER_S anyway. The counted span moves on only every RECOUNT_STEPS steps,
+so most calls count without recounting. A call for the same
 target, origin and horizon with no new data returns the forecast already made.
 """
 
@@ -33,6 +35,7 @@ from grid.tariff import prices_eur_per_kwh
 HISTORY_DAYS = 8
 REREAD_AFTER_S = 3600.0  # wall time after which cached history is read again in full
 LATE_STEPS = 2  # steps before the last complete one read again each call
+RECOUNT_STEPS = 4  # the counted span moves on in these strides; the rest is read again
 
 
 def _grid(start: datetime, end: datetime, step_s: int) -> pd.DatetimeIndex:
@@ -51,22 +54,26 @@ def _read(site: SiteConfig, store: Store, start: datetime, end: datetime) -> pd.
     step_s = site.site.step_s
     index = _grid(start, end, step_s)
 
-    def total(assets: list[str]) -> pd.Series:
+    def total(assets: list[str]) -> np.ndarray:
         if not assets:
-            return pd.Series(0.0, index=index)
-        return asset_history(site, store, assets, start, end).sum(axis=1, min_count=1)
+            return np.zeros(len(index))
+        each = np.vstack([_values(site, store, a, "power_kw", start, end, index) for a in assets])
+        # a step where no asset stored anything stays unknown (NaN), not zero
+        return np.where(np.isnan(each).all(axis=0), np.nan, np.nansum(each, axis=0))
 
-    frame = pd.DataFrame(
+    stored = _values(site, store, "tariff", "import_price_eur_per_kwh", start, end, index)
+    missing = np.flatnonzero(np.isnan(stored))
+    if len(missing):
+        times = list(index[missing].to_pydatetime())
+        stored[missing] = [p[0] for p in prices_eur_per_kwh(site, times)]
+    return pd.DataFrame(
         {
             "load_kw": total([ld.id for ld in site.assets.loads]),
             "pv_kw": total([p.id for p in site.assets.pv]),
+            "price_eur_per_kwh": stored,
         },
         index=index,
     )
-    stored = _series(site, store, "tariff", "import_price_eur_per_kwh", start, end)
-    tariff = pd.Series([p[0] for p in prices_eur_per_kwh(site, list(index))], index=index)
-    frame["price_eur_per_kwh"] = stored.fillna(tariff)
-    return frame
 
 
 @dataclass
@@ -133,7 +140,9 @@ def _cached_history(
         counts = _counts(site, store, start.to_pydatetime(), until.to_pydatetime())
         cache = caches[key] = _Cache(raw, origin + step, time.monotonic(), until, counts)
     else:
-        since = max(start, min(cache.complete_until, origin + step) - LATE_STEPS * step)
+        # everything after the counted span is read again: it is what the counts vouch
+        # for that need not be
+        since = max(start, min(cache.counted_until, origin + step - LATE_STEPS * step))
         tail = _read(site, store, since.to_pydatetime(), end.to_pydatetime())
         before = cache.raw.reindex(tail.index)
         # what a forecast at `origin` reads: history up to it, prices all along
@@ -145,28 +154,48 @@ def _cached_history(
         cache.raw = pd.concat([head, tail])
         cache.complete_until = max(cache.complete_until, origin + step)
         until = cache.complete_until - LATE_STEPS * step
-        if until != cache.counted_until:
+        if until - cache.counted_until >= RECOUNT_STEPS * step:
             cache.counts = _counts(site, store, first, until)
             cache.counted_until = until
     cache.made = {k: v for k, v in cache.made.items() if k[1] == origin}
     return cache.raw[(cache.raw.index >= start) & (cache.raw.index < end)], cache
 
 
-def _series(
-    site: SiteConfig, store: Store, asset: str, quantity: str, start: datetime, end: datetime
-) -> pd.Series:
+def _values(
+    site: SiteConfig,
+    store: Store,
+    asset: str,
+    quantity: str,
+    start: datetime,
+    end: datetime,
+    index: pd.DatetimeIndex,
+) -> np.ndarray:
+    """One series' stored step means on the grid `index` (NaN where nothing was stored):
+    numpy positions, as a pandas Series and reindex per series cost more than the query."""
     step_s = site.site.step_s
+    out = np.full(len(index), np.nan)
+    if len(index) == 0:
+        return out
     samples = store.query(site.site.name, asset, quantity, start, end, window_s=step_s)
-    values = pd.Series({pd.Timestamp(s.time): s.value for s in samples}, dtype=float)
-    return values.reindex(_grid(start, end, step_s))
+    if not samples:
+        return out
+    step_ns = step_s * 1_000_000_000
+    offset = pd.DatetimeIndex([s.time for s in samples]).as_unit("ns").asi8
+    offset = offset - index[:1].as_unit("ns").asi8[0]
+    pos = offset // step_ns
+    keep = (offset % step_ns == 0) & (pos >= 0) & (pos < len(index))
+    out[pos[keep]] = np.array([s.value for s in samples], dtype=float)[keep]
+    return out
 
 
 def asset_history(
     site: SiteConfig, store: Store, assets: list[str], start: datetime, end: datetime
 ) -> pd.DataFrame:
     """Each asset's stored power (step means, NaN where nothing was stored), a column each."""
-    columns = {a: _series(site, store, a, "power_kw", start, end) for a in assets}
-    return pd.DataFrame(columns, index=_grid(start, end, site.site.step_s))
+    index = _grid(start, end, site.site.step_s)
+    return pd.DataFrame(
+        {a: _values(site, store, a, "power_kw", start, end, index) for a in assets}, index=index
+    )
 
 
 def frame_from_profiles(profiles: SiteProfiles) -> pd.DataFrame:
@@ -218,7 +247,14 @@ def forecast(
     made_key = (target, origin, horizon_steps, registry_dir, version)
     if made_key in cache.made:
         return cache.made[made_key].model_copy()
-    frame = with_derived(raw, step_s)
+    # the future rows keep only what is known ahead: the tariff price (the derived
+    # net load and its change follow the blanked load and PV)
+    future = raw.index > origin
+    blanked = {c: raw[c].to_numpy(dtype=float, copy=True) for c in raw.columns}
+    for column, values in blanked.items():
+        if column != "price_eur_per_kwh":
+            values[future] = np.nan
+    frame = with_derived(pd.DataFrame(blanked, index=raw.index), step_s)
     made = _forecast(site, frame, origin, target, horizon_steps, loaded)
     cache.made[made_key] = made
     return made.model_copy()
@@ -234,9 +270,6 @@ def _forecast(
 ) -> Forecast:
     step_s = site.site.step_s
     day = steps_per_day(step_s)
-    # the future rows keep only what is known ahead: the tariff price
-    future_mask = frame.index > origin
-    frame.loc[future_mask, [c for c in frame.columns if c != "price_eur_per_kwh"]] = np.nan
     future = pd.date_range(
         origin + pd.Timedelta(seconds=step_s), periods=horizon_steps, freq=f"{step_s}s"
     )

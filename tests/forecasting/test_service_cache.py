@@ -10,6 +10,7 @@ from forecasting import service
 from forecasting.service import forecast
 from grid.profiles import as_telemetry, generate
 from grid.store import open_store
+from grid.telemetry import Measurement
 from tests.forecasting.test_models import SITE
 
 NOW = datetime(2026, 6, 10, 12, tzinfo=UTC)
@@ -44,4 +45,31 @@ def test_history_written_after_a_call_reaches_the_next_one(tmp_path: Path) -> No
     after = forecast(SITE, store, NOW, "load", 16)
     assert after.method == "seasonal_naive"
     assert after == _fresh(store, NOW, "load")
+    store.close()
+
+
+def test_a_late_sample_in_steps_not_yet_counted_is_read(tmp_path: Path) -> None:
+    """The counted span moves on in strides (service.RECOUNT_STEPS): a sample arriving
+    late for a step behind the two re-read ones, but not yet counted, still counts."""
+    store = open_store(f"sqlite:///{tmp_path / 'h.db'}")
+    store.write(as_telemetry(SITE, generate(SITE, NOW - timedelta(days=2), 2 * 96 + 4, seed=3)))
+    for k in range(4):
+        before = forecast(SITE, store, NOW + k * STEP, "load", 16)
+    load = SITE.assets.loads[0].id
+    late = NOW - STEP + timedelta(minutes=1)  # three steps behind the next origin
+    store.write(
+        [
+            Measurement(
+                site=SITE.site.name,
+                asset=load,
+                quantity="power_kw",
+                unit="kW",
+                value=500.0,
+                time=late,
+            )
+        ]
+    )
+    cached = forecast(SITE, store, NOW + 3 * STEP, "load", 16)
+    assert cached != before  # the outlier widened the band
+    assert cached == _fresh(store, NOW + 3 * STEP, "load")
     store.close()
