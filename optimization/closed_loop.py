@@ -28,6 +28,8 @@ from optimization.plan import (
     day_ends,
     import_cap_kw,
     pv_caps_kw,
+    shave_reserve_soc,
+    soc_tracking_kw,
 )
 from optimization.solve import plan
 from optimization.solvers import Solver
@@ -134,12 +136,17 @@ def realise(
 ) -> StepSetpoints:
     """What happens when a planned step meets the true load and PV.
 
-    The rule is live dispatch's (`guardrails.plans.step_actions`): PV is capped only
-    where the plan curtails a curtailable array (`pv_caps_kw`), and the cap is the
-    one `import_cap_kw` gives. With `import_cap_kw`, the battery inverters run in
-    peak-shaving mode, as the field twins do (edge/devices/battery.py): they discharge
-    more (or charge less) than the setpoint when the true import would pass the cap, so
-    a forecast error moves SoC rather than the billing-period peak."""
+    The battery is driven toward the plan's SoC at the end of the step
+    (`soc_tracking_kw`), so a step that starts off the plan's path steers back to it
+    and the planner's end-of-day SoC holds between re-plans. The rest is live
+    dispatch's rule (`guardrails.plans.step_actions`): PV is capped only where the plan
+    curtails a curtailable array (`pv_caps_kw`), and the cap is the one `import_cap_kw`
+    gives. With `import_cap_kw`, the battery inverters run in peak-shaving mode, as the
+    field twins do (edge/devices/battery.py): they discharge more (or charge less) than
+    the setpoint when the true import would pass the cap, so a forecast error moves SoC
+    rather than the billing-period peak; up to the import limit only down to
+    `shave_reserve_soc` (what the end-of-day floor needs), beyond it as far as the
+    cells go, since the limit comes first."""
     dt_h = truth.step_s / 3600
     served = sum(
         float(truth.load_kw[ld.id][t]) for ld in site.assets.loads if wanted.relay_on[ld.id]
@@ -147,12 +154,20 @@ def realise(
     caps = pv_caps_kw(site, wanted)
     pv_kw = {p.id: min(float(truth.pv_kw[p.id][t]), caps[p.id] or math.inf) for p in site.assets.pv}
     rest = served - sum(pv_kw.values()) - sum(wanted.peaker_kw.values())
-    asked = dict(wanted.battery_kw)
+    asked = {
+        b.id: soc_tracking_kw(b, soc[b.id], wanted.soc_fraction[b.id], dt_h)
+        for b in site.assets.batteries
+    }
     battery_kw, new_soc = _batteries(site, asked, soc, dt_h)
     excess = rest - sum(battery_kw.values()) - (import_cap_kw or 0.0)
     if import_cap_kw is not None and excess > 1e-9:
+        reserve = shave_reserve_soc(site, truth.times[t] + timedelta(seconds=truth.step_s))
         for b in site.assets.batteries:
-            more = max(0.0, min(excess, b.max_discharge_kw - asked[b.id]))
+            # up to the import limit only above the reserve; beyond it, all the cells hold
+            over_limit = excess - (site.grid.import_limit_kw - import_cap_kw)
+            kept = soc_tracking_kw(b, soc[b.id], reserve[b.id], dt_h) - asked[b.id]
+            room = max(0.0, kept, min(over_limit, b.max_discharge_kw - asked[b.id]))
+            more = max(0.0, min(excess, room))
             asked[b.id] += more
             excess -= more
         battery_kw, new_soc = _batteries(site, asked, soc, dt_h)

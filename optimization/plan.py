@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from grid.config import SiteConfig
+from grid.config import Battery, SiteConfig
 from grid.tariff import billing_periods
 from optimization.inputs import PlanInputs
 
@@ -81,6 +81,44 @@ def import_cap_kw(site: SiteConfig, peak_so_far_kw: float, step: StepSetpoints) 
     it the battery covers the error, so the error moves SoC instead of raising the
     peak that is paid for all month (or breaking the limit)."""
     return min(max(peak_so_far_kw, step.grid_import_kw), site.grid.import_limit_kw)
+
+
+# The share of a battery's charge rate the peak-shaving reserve counts on to get back to
+# the end-of-day floor by midnight; the rest is headroom for the loads under the import
+# limit, which a recharge at full rate late in the day would eat.
+RESERVE_RECHARGE_SHARE = 0.5
+
+
+def shave_reserve_soc(site: SiteConfig, step_end: datetime) -> dict[str, float]:
+    """The SoC below which peak-shaving mode may not take each battery by `step_end`:
+    what a recharge at `RESERVE_RECHARGE_SHARE` of the charge rate brings back to the
+    end-of-day floor by the next site-local midnight (the floor itself at midnight),
+    never under the SoC minimum. Without it, peak shaving pays for forecast errors out
+    of the battery until the day ends below its floor."""
+    local = step_end.astimezone(site.site.tz)
+    midnight = (local + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    if local.hour == 0 and local.minute == 0 and local.second == 0:
+        midnight = local
+    hours = (midnight - local).total_seconds() / 3600
+    reserve = {}
+    for b in site.assets.batteries:
+        if b.end_of_day_soc_fraction is None:
+            reserve[b.id] = b.soc_min_fraction
+            continue
+        back = hours * RESERVE_RECHARGE_SHARE * b.max_charge_kw * b.charge_efficiency
+        reserve[b.id] = max(b.soc_min_fraction, b.end_of_day_soc_fraction - back / b.capacity_kwh)
+    return reserve
+
+
+def soc_tracking_kw(battery: Battery, soc: float, target: float, dt_h: float) -> float:
+    """The battery power (+ discharge, - charge) that takes it from `soc` to `target`
+    SoC over a step, within its power ratings: the plan's power while the battery is on
+    the plan's SoC path, and the way back to it when it is not."""
+    if soc >= target:
+        power = (soc - target) * battery.capacity_kwh * battery.discharge_efficiency / dt_h
+    else:
+        power = -(target - soc) * battery.capacity_kwh / battery.charge_efficiency / dt_h
+    return min(battery.max_discharge_kw, max(-battery.max_charge_kw, power))
 
 
 def pv_caps_kw(site: SiteConfig, step: StepSetpoints) -> dict[str, float | None]:
