@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from app.runtime import Runtime, open_runtime
 from forecasting.anomaly import assess
 from grid.clock import SimClock
 from grid.profiles import generate
@@ -21,7 +22,6 @@ from optimization.solve import plan as solve_plan
 from tests.mcp_server.conftest import site_for, wait_for_telemetry
 from tests.services.mosquitto import MosquittoServer
 from tools.plan import DispatchRequest, PlanStatusRequest, dispatch, plan_status
-from tools.runtime import Runtime, open_runtime
 
 STEP_S = 60  # one-minute steps on a clock 30 times the wall: a step every 2 s
 SPEED = 30.0
