@@ -79,6 +79,8 @@ def to_command(
         params, verb = {"power_kw": action.power_kw}, "set_power"
         if action.import_cap_kw is not None:
             params["import_cap_kw"] = action.import_cap_kw
+        if action.reserve_soc_fraction is not None:
+            params["reserve_soc_fraction"] = action.reserve_soc_fraction
     else:
         params, verb = {}, "start" if action.kind == "start_peaker" else "stop"
     now = clock.now()

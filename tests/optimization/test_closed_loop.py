@@ -143,6 +143,20 @@ def test_peak_shaving_stops_at_the_reserve_the_end_of_day_floor_needs() -> None:
         else:  # the last step before midnight shaves only down to the floor
             assert abs(held.soc_fraction["battery"] - reserve) < 1e-9
             assert cap < held.grid_import_kw < free.grid_import_kw
+            # live dispatch sends the same reserve, and steers back to the plan's SoC
+            snap = SiteSnapshot(now=truth.times[t], soc_fraction={"battery": 0.40})
+            actions = step_actions(site, idle, snap, cap)
+            (battery,) = [a for a in actions if a.kind == "set_battery_power"]
+            assert battery.reserve_soc_fraction == 0.5 and battery.import_cap_kw is not None
+            assert battery.power_kw < 0  # 0.40 -> 0.52: charge
+    # beyond the import limit the battery shaves below the reserve: the limit comes first
+    idle = idle.model_copy(update={"soc_fraction": {"battery": 0.5}})
+    free = loop.realise(site, truth, last, idle, {"battery": 0.5})
+    grid = site.grid.model_copy(update={"import_limit_kw": free.grid_import_kw - 3.0})
+    tight = site.model_copy(update={"grid": grid})
+    over = loop.realise(tight, truth, last, idle, {"battery": 0.5}, import_cap_kw=0.0)
+    assert abs(over.grid_import_kw - grid.import_limit_kw) < 1e-6
+    assert over.soc_fraction["battery"] < 0.5
 
 
 def test_mpc_on_an_under_forecast_keeps_every_end_of_day_floor() -> None:
