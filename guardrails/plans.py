@@ -114,8 +114,8 @@ def step_actions(
     The rule the closed loop's `realise` follows too: batteries are driven toward the
     step's SoC from the measured one (`soc_tracking_kw`) and get the step's import cap
     (peak-shaving mode, `import_cap_kw`) with the reserve the end-of-day floor needs
-    (`shave_reserve_soc`); PV is capped only where the step curtails, and released to
-    its peak otherwise (`pv_caps_kw`)."""
+    (`shave_reserve_soc`) and the step's import to follow; PV is capped only where the
+    step curtails, and released to its peak otherwise (`pv_caps_kw`)."""
     step_s = step_s or site.site.step_s
     cap = round(import_cap_kw(site, peak_so_far_kw, step), 3)
     reserve = shave_reserve_soc(site, step.time + timedelta(seconds=step_s))
@@ -141,6 +141,7 @@ def step_actions(
                     power_kw=round(power, 3),
                     import_cap_kw=cap,
                     reserve_soc_fraction=round(reserve[battery.id], 4),
+                    follow_import_kw=round(step.grid_import_kw, 3),
                 )
             )
     for pv in site.assets.pv:

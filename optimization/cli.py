@@ -188,7 +188,7 @@ def _closed_loop_on_data(
     solver: str,
     quiet: bool,
 ):
-    from forecasting.rolling import rolling_forecaster
+    from forecasting.rolling import net_error_kw, rolling_forecaster
     from grid.dataset import missing_for_planning, parse_map, read_site_csv
     from grid.errors import ConfigError
     from optimization import closed_loop as loop
@@ -227,6 +227,7 @@ def _closed_loop_on_data(
         horizon_steps=horizon,
         replan_every=max(1, 3600 // site.site.step_s),
         solver=solver,
+        peak_margin_kw=net_error_kw(site, truth, first, min(2, train_days // 2)),
         progress=None if quiet else lambda name: err_console.print(f"running {name}"),
     )
 
