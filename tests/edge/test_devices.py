@@ -142,6 +142,21 @@ def test_peak_shaving_stops_at_the_reserve_soc_under_the_import_limit(offline_si
     command(offline_sim, "bess-1", "set_power", power_kw=0.0, import_cap_kw=0.5)
     run(offline_sim, 3)
     assert battery.power_kw > 0.0 and battery.state()["reserve_soc_fraction"] is None
+    # following a planned import above the site's: the planned discharge is given up
+    run(offline_sim, 1)
+    site_kw = meter.power_kw + battery.power_kw
+    ack = command(
+        offline_sim,
+        "bess-1",
+        "set_power",
+        power_kw=10.0,
+        import_cap_kw=site_kw + 5.0,
+        follow_import_kw=site_kw - 2.0,
+    )
+    assert ack["result"] == "ok" and battery.state()["follow_import_kw"] == site_kw - 2.0
+    run(offline_sim, 1)
+    assert 0.0 < battery.power_kw < 10.0
+    assert meter.power_kw == pytest.approx(site_kw - 2.0, abs=1e-6)
     ack = command(
         offline_sim, "bess-1", "set_power", power_kw=0.0, import_cap_kw=1, reserve_soc_fraction=2
     )

@@ -59,6 +59,15 @@ def test_peak_shaving_holds_the_import_to_the_cap_while_the_battery_can() -> Non
     assert abs(held.grid_import_kw - cap) < 1e-6
     assert abs(held.battery_kw["battery"] - 5.0) < 1e-6
     assert held.soc_fraction["battery"] < 0.6
+    # a plan that over-forecast the load: the battery gives up the discharge the site
+    # did not need and holds the plan's import instead
+    over = idle.model_copy(
+        update={"battery_kw": {"battery": 10.0}, "grid_import_kw": free.grid_import_kw - 4.0}
+    )
+    over = over.model_copy(update={"soc_fraction": {"battery": 0.6 - 10.0 * 0.25 / 0.95 / 50}})
+    kept = loop.realise(SITE, truth, t, over, {"battery": 0.6}, import_cap_kw=free.grid_import_kw)
+    assert abs(kept.battery_kw["battery"] - 4.0) < 1e-6
+    assert abs(kept.grid_import_kw - (free.grid_import_kw - 4.0)) < 1e-6
     # an empty battery cannot hold it
     idle = idle.model_copy(update={"soc_fraction": {"battery": 0.10}})
     empty = loop.realise(SITE, truth, t, idle, {"battery": 0.10}, import_cap_kw=cap)
@@ -148,6 +157,7 @@ def test_peak_shaving_stops_at_the_reserve_the_end_of_day_floor_needs() -> None:
             actions = step_actions(site, idle, snap, cap)
             (battery,) = [a for a in actions if a.kind == "set_battery_power"]
             assert battery.reserve_soc_fraction == 0.5 and battery.import_cap_kw is not None
+            assert battery.follow_import_kw == round(idle.grid_import_kw, 3)
             assert battery.power_kw < 0  # 0.40 -> 0.52: charge
     # beyond the import limit the battery shaves below the reserve: the limit comes first
     idle = idle.model_copy(update={"soc_fraction": {"battery": 0.5}})
