@@ -412,8 +412,8 @@ def tuned_threshold_rule(
                 rule=threshold_rule(threshold, cheap),
                 horizon_steps=1,
             )
-            if best is None or result.costs.total < best[0]:
-                best = (result.costs.total, float(threshold), cheap)
+            if best is None or result.costs.total_eur < best[0]:
+                best = (result.costs.total_eur, float(threshold), cheap)
     assert best is not None
     return threshold_rule(best[1], best[2]), best[1], best[2]
 
@@ -485,17 +485,17 @@ def compare(
         )
     say("perfect-foresight optimum")
     results.append(optimum(site, truth, first, last, solver))
-    base, best = results[0].costs.total, results[-1].costs.total
+    base, best = results[0].costs.total_eur, results[-1].costs.total_eur
     return [
         Comparison(
             controller=r.controller,
-            total_eur=r.costs.total,
-            energy_eur=r.costs.energy,
-            demand_eur=r.costs.demand_charge,
+            total_eur=r.costs.total_eur,
+            energy_eur=r.costs.energy_eur,
+            demand_eur=r.costs.demand_charge_eur,
             peak_import_kw=round(r.peak_import_kw, 3),
             import_limit_breaches=r.import_limit_breaches,
             days_below_soc_floor=r.days_below_soc_floor,
-            pf_saving_share=round((base - r.costs.total) / (base - best), 4)
+            pf_saving_share=round((base - r.costs.total_eur) / (base - best), 4)
             if base - best > 1e-9
             else 0.0,
             solves=r.solves,

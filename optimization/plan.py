@@ -47,13 +47,13 @@ def day_ends(site: SiteConfig, inputs: PlanInputs) -> list[int]:
 
 
 class CostBreakdown(BaseModel):
-    energy: float = 0.0  # import paid minus export earned
-    demand_charge: float = 0.0  # full rate on each increase of a billing period's peak
-    degradation: float = 0.0
-    shed_load: float = 0.0  # value of lost load
-    fuel: float = 0.0  # peaker fuel and starts
-    switching: float = 0.0
-    total: float = 0.0
+    energy_eur: float = 0.0  # import paid minus export earned
+    demand_charge_eur: float = 0.0  # full rate on each increase of a billing period's peak
+    degradation_eur: float = 0.0
+    shed_load_eur: float = 0.0  # value of lost load
+    fuel_eur: float = 0.0  # peaker fuel and starts
+    switching_eur: float = 0.0
+    total_eur: float = 0.0
 
 
 class StepSetpoints(BaseModel):
@@ -165,27 +165,36 @@ def costs_of(site: SiteConfig, inputs: PlanInputs, steps: list[StepSetpoints]) -
     relay_before = dict(inputs.initial.relay_on)
     peaker_before = dict(inputs.initial.peaker_on)
     for t, step in enumerate(steps):
-        c.energy += (
+        c.energy_eur += (
             step.grid_import_kw * inputs.import_price_eur_per_kwh[t]
             - step.grid_export_kw * inputs.export_price_eur_per_kwh[t]
         ) * dt_h
         for b in site.assets.batteries:
-            c.degradation += abs(step.battery_kw[b.id]) * b.degradation_cost_eur_per_kwh * dt_h
+            c.degradation_eur += abs(step.battery_kw[b.id]) * b.degradation_cost_eur_per_kwh * dt_h
         for ld in site.assets.loads:
             on = step.relay_on[ld.id]
             if not on:
-                c.shed_load += inputs.load_kw[ld.id][t] * ld.value_of_lost_load_eur_per_kwh * dt_h
+                c.shed_load_eur += (
+                    inputs.load_kw[ld.id][t] * ld.value_of_lost_load_eur_per_kwh * dt_h
+                )
             if on != relay_before.get(ld.id, True):
-                c.switching += SWITCH_COST_EUR
+                c.switching_eur += SWITCH_COST_EUR
             relay_before[ld.id] = on
         for g in site.assets.peakers:
-            c.fuel += step.peaker_kw[g.id] * g.fuel_cost_eur_per_kwh * dt_h
+            c.fuel_eur += step.peaker_kw[g.id] * g.fuel_cost_eur_per_kwh * dt_h
             if step.peaker_on[g.id] and not peaker_before.get(g.id, False):
-                c.fuel += g.start_cost_eur
+                c.fuel_eur += g.start_cost_eur
             peaker_before[g.id] = step.peaker_on[g.id]
     rate = site.tariff.demand_charge_eur_per_kw
     for before, period in demand_periods(site, inputs):
         reached = max([before, *(steps[t].grid_import_kw for t in period if t < len(steps))])
-        c.demand_charge += rate * (reached - before)
-    c.total = c.energy + c.demand_charge + c.degradation + c.shed_load + c.fuel + c.switching
+        c.demand_charge_eur += rate * (reached - before)
+    c.total_eur = (
+        c.energy_eur
+        + c.demand_charge_eur
+        + c.degradation_eur
+        + c.shed_load_eur
+        + c.fuel_eur
+        + c.switching_eur
+    )
     return CostBreakdown(**{k: round(v, 4) for k, v in c.model_dump().items()})

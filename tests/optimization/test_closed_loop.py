@@ -23,7 +23,7 @@ def test_perfect_foresight_beats_rules_which_beat_nothing_and_no_limit_breaks() 
     foresight = loop.run(
         SITE, START, 1, loop.perfect_foresight, horizon_steps=24, replan_every=8, name="pf"
     )
-    assert foresight.costs.total < rules.costs.total <= nothing.costs.total
+    assert foresight.costs.total_eur < rules.costs.total_eur <= nothing.costs.total_eur
     assert foresight.solves == 12 and foresight.fallbacks == 0
     for result in (nothing, rules, foresight):
         assert result.import_limit_breaches == 0
