@@ -67,13 +67,17 @@ def net_error_kw(
     """Mean absolute error of the one-step-ahead net load (load - PV) forecast over the
     `days` before step `first`, from models trained on what came before them: how far a
     plan's next step tends to miss, learnt on the training days. The closed loop keeps
-    that much headroom under the billing-period peak (`peak_margin_kw`)."""
+    that much headroom under the billing-period peak (`peak_margin_kw`); 0 where the
+    history before those days is too short to train on."""
     if days < 1:
         return 0.0
     step_s, tz = site.site.step_s, site.site.tz
     begin = first - days * 86_400 // step_s
     full = frame_from_profiles(truth)
-    models = {t: train(full.iloc[:begin], t, step_s, tz, n_estimators) for t in ("load", "pv")}
+    try:
+        models = {t: train(full.iloc[:begin], t, step_s, tz, n_estimators) for t in ("load", "pv")}
+    except ValueError:  # too little history before the held-out days: no margin learnt
+        return 0.0
     errors = []
     for t in range(begin, first):
         origin = full.index[t - 1]
