@@ -253,7 +253,7 @@ def _latest_plan(rt: Runtime, records: list[AuditRecord], band: Band | None) -> 
         diagnosis=made.diagnosis,
         costs=made.costs,
         baseline=made.baseline,
-        saving_eur=round(made.baseline.total - made.costs.total, 2),
+        saving_eur=round(made.baseline.total_eur - made.costs.total_eur, 2),
         steps=steps,
     )
 

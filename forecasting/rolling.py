@@ -59,3 +59,31 @@ def rolling_forecaster(
         return out["load"], out["pv"]
 
     return forecast
+
+
+def net_error_kw(
+    site: SiteConfig, truth: SiteProfiles, first: int, days: int = 2, n_estimators: int = 200
+) -> float:
+    """Mean absolute error of the one-step-ahead net load (load - PV) forecast over the
+    `days` before step `first`, from models trained on what came before them: how far a
+    plan's next step tends to miss, learnt on the training days. The closed loop keeps
+    that much headroom under the billing-period peak (`peak_margin_kw`); 0 where the
+    history before those days is too short to train on."""
+    if days < 1:
+        return 0.0
+    step_s, tz = site.site.step_s, site.site.tz
+    begin = first - days * 86_400 // step_s
+    full = frame_from_profiles(truth)
+    try:
+        models = {t: train(full.iloc[:begin], t, step_s, tz, n_estimators) for t in ("load", "pv")}
+    except ValueError:  # too little history before the held-out days: no margin learnt
+        return 0.0
+    errors = []
+    for t in range(begin, first):
+        origin = full.index[t - 1]
+        load, pv = (predict(models[k], full.iloc[:t], origin, 1, tz)[0, 1] for k in ("load", "pv"))
+        true = sum(float(v[t]) for v in truth.load_kw.values()) - sum(
+            float(v[t]) for v in truth.pv_kw.values()
+        )
+        errors.append(abs(true - (load - pv)))
+    return float(np.mean(errors))

@@ -79,6 +79,10 @@ def to_command(
         params, verb = {"power_kw": action.power_kw}, "set_power"
         if action.import_cap_kw is not None:
             params["import_cap_kw"] = action.import_cap_kw
+        if action.reserve_soc_fraction is not None:
+            params["reserve_soc_fraction"] = action.reserve_soc_fraction
+        if action.follow_import_kw is not None:
+            params["follow_import_kw"] = action.follow_import_kw
     else:
         params, verb = {}, "start" if action.kind == "start_peaker" else "stop"
     now = clock.now()
@@ -540,6 +544,8 @@ def _observed(action: Action, snapshot: SiteSnapshot) -> bool | None:
         if power is None:
             return None
         wanted = action.power_kw or 0.0
+        if action.follow_import_kw is not None:  # following the import may give some up
+            wanted = min(wanted, 0.0)
         if action.import_cap_kw is not None:  # peak shaving may only add discharge
             return power > wanted - 0.5
         return abs(power - wanted) < 0.5

@@ -154,7 +154,7 @@ class PlanExecutor:
             run.steps.append(StepRecord(time=step.time, outcome="refused", detail=str(refusal)))
             self._end(run, "stopped", str(refusal))
             return refusal
-        actions = step_actions(self._site, step, snap, plan.peak_import_kw_so_far)
+        actions = step_actions(self._site, step, snap, plan.peak_import_kw_so_far, plan.step_s)
         try:
             result = self._actuator.request(caller, "dispatch", actions, arguments, direct=False)
         except PolicyRefusal as refusal:

@@ -19,7 +19,14 @@ from grid.clock import Clock, RealClock
 from grid.config import SiteConfig
 from grid.errors import PolicyRefusal
 from guardrails.policy import Action, SiteSnapshot
-from optimization.plan import Plan, StepSetpoints, import_cap_kw, pv_caps_kw
+from optimization.plan import (
+    Plan,
+    StepSetpoints,
+    import_cap_kw,
+    pv_caps_kw,
+    shave_reserve_soc,
+    soc_tracking_kw,
+)
 
 # How far the battery may have drifted from the plan's assumption before the plan
 # is judged stale: beyond this its setpoints were computed for another situation.
@@ -97,13 +104,21 @@ def current_step(plan: Plan, now: datetime) -> StepSetpoints:
 
 
 def step_actions(
-    site: SiteConfig, step: StepSetpoints, snapshot: SiteSnapshot, peak_so_far_kw: float
+    site: SiteConfig,
+    step: StepSetpoints,
+    snapshot: SiteSnapshot,
+    peak_so_far_kw: float,
+    step_s: int | None = None,
 ) -> list[Action]:
     """The actions that bring the site to a plan step; unchanged assets are left alone.
-    Batteries get the step's import cap (peak-shaving mode, `import_cap_kw`); PV is
-    capped only where the step curtails, and released to its peak otherwise
-    (`pv_caps_kw`, the rule the closed loop's `realise` follows too)."""
+    The rule the closed loop's `realise` follows too: batteries are driven toward the
+    step's SoC from the measured one (`soc_tracking_kw`) and get the step's import cap
+    (peak-shaving mode, `import_cap_kw`) with the reserve the end-of-day floor needs
+    (`shave_reserve_soc`) and the step's import to follow; PV is capped only where the
+    step curtails, and released to its peak otherwise (`pv_caps_kw`)."""
+    step_s = step_s or site.site.step_s
     cap = round(import_cap_kw(site, peak_so_far_kw, step), 3)
+    reserve = shave_reserve_soc(site, step.time + timedelta(seconds=step_s))
     pv_caps = pv_caps_kw(site, step)
     actions: list[Action] = []
     for load in site.assets.loads:
@@ -114,12 +129,19 @@ def step_actions(
             actions.append(Action(kind="set_relay", asset=load.id, on=want))
     for battery in site.assets.batteries:
         if battery.id in step.battery_kw:
+            power = step.battery_kw[battery.id]
+            soc = snapshot.soc_fraction.get(battery.id)
+            if soc is not None and battery.id in step.soc_fraction:
+                target = step.soc_fraction[battery.id]
+                power = soc_tracking_kw(battery, soc, target, step_s / 3600)
             actions.append(
                 Action(
                     kind="set_battery_power",
                     asset=battery.id,
-                    power_kw=round(step.battery_kw[battery.id], 3),
+                    power_kw=round(power, 3),
                     import_cap_kw=cap,
+                    reserve_soc_fraction=round(reserve[battery.id], 4),
+                    follow_import_kw=round(step.grid_import_kw, 3),
                 )
             )
     for pv in site.assets.pv:

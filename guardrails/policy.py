@@ -40,6 +40,10 @@ class Action(BaseModel):
     power_kw: float | None = Field(default=None, allow_inf_nan=False)  # battery/peaker/pv limit
     # set_battery_power only: discharge beyond power_kw to hold grid import to this
     import_cap_kw: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    # with import_cap_kw: shave only down to this SoC while under the import limit
+    reserve_soc_fraction: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
+    # with import_cap_kw: give up discharge while the site would import less than this
+    follow_import_kw: float | None = Field(default=None, ge=0, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _has_value(self) -> Action:
@@ -51,6 +55,12 @@ class Action(BaseModel):
             raise ValueError(f"{self.kind} needs power_kw")
         if self.import_cap_kw is not None and self.kind != "set_battery_power":
             raise ValueError(f"import_cap_kw is for set_battery_power, not {self.kind}")
+        if self.import_cap_kw is None and (
+            self.reserve_soc_fraction is not None or self.follow_import_kw is not None
+        ):
+            raise ValueError(
+                "reserve_soc_fraction and follow_import_kw need import_cap_kw (peak-shaving mode)"
+            )
         return self
 
     def describe(self) -> str:

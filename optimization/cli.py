@@ -85,7 +85,9 @@ def plan_cmd(
         "total",
     ):
         costs.add_row(
-            field, f"{getattr(made.costs, field):.2f}", f"{getattr(made.baseline, field):.2f}"
+            field,
+            f"{getattr(made.costs, field + '_eur'):.2f}",
+            f"{getattr(made.baseline, field + '_eur'):.2f}",
         )
     console.print(costs)
     table = Table("time (local)", "import kW", "battery kW", "SoC", "peaker kW", "relays off")
@@ -188,7 +190,7 @@ def _closed_loop_on_data(
     solver: str,
     quiet: bool,
 ):
-    from forecasting.rolling import rolling_forecaster
+    from forecasting.rolling import net_error_kw, rolling_forecaster
     from grid.dataset import missing_for_planning, parse_map, read_site_csv
     from grid.errors import ConfigError
     from optimization import closed_loop as loop
@@ -227,6 +229,7 @@ def _closed_loop_on_data(
         horizon_steps=horizon,
         replan_every=max(1, 3600 // site.site.step_s),
         solver=solver,
+        peak_margin_kw=net_error_kw(site, truth, first, min(2, train_days // 2)),
         progress=None if quiet else lambda name: err_console.print(f"running {name}"),
     )
 
@@ -257,7 +260,7 @@ def comparison_table(results) -> Table:
 
 
 def closed_loop_table(results) -> Table:
-    base, best = results[0].costs.total, results[-1].costs.total
+    base, best = results[0].costs.total_eur, results[-1].costs.total_eur
     table = Table(
         "controller",
         "cost EUR",
@@ -269,11 +272,11 @@ def closed_loop_table(results) -> Table:
         "share of PF saving",
     )
     for r in results:
-        share = (base - r.costs.total) / (base - best) if base != best else 0.0
+        share = (base - r.costs.total_eur) / (base - best) if base != best else 0.0
         table.add_row(
             r.controller,
-            f"{r.costs.total:.2f}",
-            f"{r.costs.demand_charge:.2f}",
+            f"{r.costs.total_eur:.2f}",
+            f"{r.costs.demand_charge_eur:.2f}",
             f"{r.peak_import_kw:.1f}",
             f"{r.shed_kwh:.1f}",
             str(r.switchings),

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from grid.config import SiteConfig
+from grid.config import Battery, SiteConfig
 from grid.tariff import billing_periods
 from optimization.inputs import PlanInputs
 
@@ -47,13 +47,13 @@ def day_ends(site: SiteConfig, inputs: PlanInputs) -> list[int]:
 
 
 class CostBreakdown(BaseModel):
-    energy: float = 0.0  # import paid minus export earned
-    demand_charge: float = 0.0  # full rate on each increase of a billing period's peak
-    degradation: float = 0.0
-    shed_load: float = 0.0  # value of lost load
-    fuel: float = 0.0  # peaker fuel and starts
-    switching: float = 0.0
-    total: float = 0.0
+    energy_eur: float = 0.0  # import paid minus export earned
+    demand_charge_eur: float = 0.0  # full rate on each increase of a billing period's peak
+    degradation_eur: float = 0.0
+    shed_load_eur: float = 0.0  # value of lost load
+    fuel_eur: float = 0.0  # peaker fuel and starts
+    switching_eur: float = 0.0
+    total_eur: float = 0.0
 
 
 class StepSetpoints(BaseModel):
@@ -81,6 +81,44 @@ def import_cap_kw(site: SiteConfig, peak_so_far_kw: float, step: StepSetpoints) 
     it the battery covers the error, so the error moves SoC instead of raising the
     peak that is paid for all month (or breaking the limit)."""
     return min(max(peak_so_far_kw, step.grid_import_kw), site.grid.import_limit_kw)
+
+
+# The share of a battery's charge rate the peak-shaving reserve counts on to get back to
+# the end-of-day floor by midnight; the rest is headroom for the loads under the import
+# limit, which a recharge at full rate late in the day would eat.
+RESERVE_RECHARGE_SHARE = 0.5
+
+
+def shave_reserve_soc(site: SiteConfig, step_end: datetime) -> dict[str, float]:
+    """The SoC below which peak-shaving mode may not take each battery by `step_end`:
+    what a recharge at `RESERVE_RECHARGE_SHARE` of the charge rate brings back to the
+    end-of-day floor by the next site-local midnight (the floor itself at midnight),
+    never under the SoC minimum. Without it, peak shaving pays for forecast errors out
+    of the battery until the day ends below its floor."""
+    local = step_end.astimezone(site.site.tz)
+    midnight = (local + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    if local.hour == 0 and local.minute == 0 and local.second == 0:
+        midnight = local
+    hours = (midnight - local).total_seconds() / 3600
+    reserve = {}
+    for b in site.assets.batteries:
+        if b.end_of_day_soc_fraction is None:
+            reserve[b.id] = b.soc_min_fraction
+            continue
+        back = hours * RESERVE_RECHARGE_SHARE * b.max_charge_kw * b.charge_efficiency
+        reserve[b.id] = max(b.soc_min_fraction, b.end_of_day_soc_fraction - back / b.capacity_kwh)
+    return reserve
+
+
+def soc_tracking_kw(battery: Battery, soc: float, target: float, dt_h: float) -> float:
+    """The battery power (+ discharge, - charge) that takes it from `soc` to `target`
+    SoC over a step, within its power ratings: the plan's power while the battery is on
+    the plan's SoC path, and the way back to it when it is not."""
+    if soc >= target:
+        power = (soc - target) * battery.capacity_kwh * battery.discharge_efficiency / dt_h
+    else:
+        power = -(target - soc) * battery.capacity_kwh / battery.charge_efficiency / dt_h
+    return min(battery.max_discharge_kw, max(-battery.max_charge_kw, power))
 
 
 def pv_caps_kw(site: SiteConfig, step: StepSetpoints) -> dict[str, float | None]:
@@ -127,27 +165,36 @@ def costs_of(site: SiteConfig, inputs: PlanInputs, steps: list[StepSetpoints]) -
     relay_before = dict(inputs.initial.relay_on)
     peaker_before = dict(inputs.initial.peaker_on)
     for t, step in enumerate(steps):
-        c.energy += (
+        c.energy_eur += (
             step.grid_import_kw * inputs.import_price_eur_per_kwh[t]
             - step.grid_export_kw * inputs.export_price_eur_per_kwh[t]
         ) * dt_h
         for b in site.assets.batteries:
-            c.degradation += abs(step.battery_kw[b.id]) * b.degradation_cost_eur_per_kwh * dt_h
+            c.degradation_eur += abs(step.battery_kw[b.id]) * b.degradation_cost_eur_per_kwh * dt_h
         for ld in site.assets.loads:
             on = step.relay_on[ld.id]
             if not on:
-                c.shed_load += inputs.load_kw[ld.id][t] * ld.value_of_lost_load_eur_per_kwh * dt_h
+                c.shed_load_eur += (
+                    inputs.load_kw[ld.id][t] * ld.value_of_lost_load_eur_per_kwh * dt_h
+                )
             if on != relay_before.get(ld.id, True):
-                c.switching += SWITCH_COST_EUR
+                c.switching_eur += SWITCH_COST_EUR
             relay_before[ld.id] = on
         for g in site.assets.peakers:
-            c.fuel += step.peaker_kw[g.id] * g.fuel_cost_eur_per_kwh * dt_h
+            c.fuel_eur += step.peaker_kw[g.id] * g.fuel_cost_eur_per_kwh * dt_h
             if step.peaker_on[g.id] and not peaker_before.get(g.id, False):
-                c.fuel += g.start_cost_eur
+                c.fuel_eur += g.start_cost_eur
             peaker_before[g.id] = step.peaker_on[g.id]
     rate = site.tariff.demand_charge_eur_per_kw
     for before, period in demand_periods(site, inputs):
         reached = max([before, *(steps[t].grid_import_kw for t in period if t < len(steps))])
-        c.demand_charge += rate * (reached - before)
-    c.total = c.energy + c.demand_charge + c.degradation + c.shed_load + c.fuel + c.switching
+        c.demand_charge_eur += rate * (reached - before)
+    c.total_eur = (
+        c.energy_eur
+        + c.demand_charge_eur
+        + c.degradation_eur
+        + c.shed_load_eur
+        + c.fuel_eur
+        + c.switching_eur
+    )
     return CostBreakdown(**{k: round(v, 4) for k, v in c.model_dump().items()})

@@ -242,7 +242,7 @@ def _plan(
         status=status,
         solver=solver,
         solve_time_s=round(seconds, 3),
-        objective_eur=costs.total,
+        objective_eur=costs.total_eur,
         costs=costs,
         baseline=baseline,
         steps=steps,
@@ -273,8 +273,8 @@ def explain(
     off = [k for k, on in first.relay_on.items() if not on]
     parts = [
         f"{'Fallback (rule-based) plan' if status == 'fallback' else 'Plan'} for the next "
-        f"{hours:g} h: cost {costs.total:.2f} EUR against {baseline.total:.2f} EUR with no "
-        f"control (saving {baseline.total - costs.total:.2f} EUR).",
+        f"{hours:g} h: cost {costs.total_eur:.2f} EUR against {baseline.total_eur:.2f} EUR with no "
+        f"control (saving {baseline.total_eur - costs.total_eur:.2f} EUR).",
         f"Peak import {peak:.1f} kW (limit {site.grid.import_limit_kw:g} kW); battery charges "
         f"{charged * dt_h:.1f} kWh and discharges {discharged * dt_h:.1f} kWh; "
         f"{shed_kwh:.1f} kWh of load shed; peaker on {peaker_h:.2f} h.",

@@ -198,7 +198,7 @@ def optimize(rt: Runtime, caller: Caller, req: OptimizeRequest) -> PlanSummary:
         explanation=made.explanation,
         costs=made.costs,
         baseline=made.baseline,
-        saving_eur=round(made.baseline.total - made.costs.total, 2),
+        saving_eur=round(made.baseline.total_eur - made.costs.total_eur, 2),
         diagnosis=made.diagnosis,
         forecast_notes=notes,
         next_steps=made.steps[:per_hour],

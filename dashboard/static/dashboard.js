@@ -171,8 +171,8 @@ function drawPlan(d) {
   });
   const terms = ["energy", "demand_charge", "degradation", "shed_load", "fuel", "switching", "total"];
   Plotly.react("plot-costs", [
-    { name: "no control €", type: "bar", x: terms, y: terms.map((k) => p.baseline[k]), marker: { color: "#98a2b3" } },
-    { name: "plan €", type: "bar", x: terms, y: terms.map((k) => p.costs[k]), marker: { color: "#1f6feb" } },
+    { name: "no control €", type: "bar", x: terms, y: terms.map((k) => p.baseline[`${k}_eur`]), marker: { color: "#98a2b3" } },
+    { name: "plan €", type: "bar", x: terms, y: terms.map((k) => p.costs[`${k}_eur`]), marker: { color: "#1f6feb" } },
   ], { ...layoutBase, barmode: "group", hovermode: "closest", yaxis: { title: { text: "€ over the horizon" } } }, config);
 }
 

@@ -235,6 +235,9 @@ class SiteSimulator:
         for battery in batteries:
             cap = battery.import_cap_kw
             battery.shave_kw = 0.0 if cap is None else max(0.0, excess - cap)
+            battery.must_shave_kw = max(0.0, excess - self.site.grid.import_limit_kw)
+            follow = battery.follow_import_kw
+            battery.spare_kw = 0.0 if follow is None else max(0.0, follow - excess)
             battery.step(dt_s, now_s)
             excess -= battery.power_kw - battery.setpoint_kw
         battery_kw = sum(b.power_kw for b in batteries)

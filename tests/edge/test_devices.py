@@ -123,6 +123,46 @@ def test_battery_in_peak_shaving_mode_holds_the_grid_import_to_its_cap(offline_s
     assert ack["result"] == "rejected" and "import_cap_kw" in ack["detail"]
 
 
+def test_peak_shaving_stops_at_the_reserve_soc_under_the_import_limit(offline_sim) -> None:
+    meter, battery = offline_sim.twins["meter-1"], offline_sim.twins["bess-1"]
+    soc = battery.soc_fraction
+    ack = command(
+        offline_sim,
+        "bess-1",
+        "set_power",
+        power_kw=0.0,
+        import_cap_kw=0.5,
+        reserve_soc_fraction=round(soc + 0.05, 4),
+    )
+    assert ack["result"] == "ok" and battery.state()["reserve_soc_fraction"] > soc
+    run(offline_sim, 3)
+    # under the reserve and under the import limit: no shaving, the cap is given up
+    assert battery.power_kw == 0.0 and meter.power_kw > 0.5
+    assert battery.soc_fraction == pytest.approx(soc, abs=1e-9)
+    command(offline_sim, "bess-1", "set_power", power_kw=0.0, import_cap_kw=0.5)
+    run(offline_sim, 3)
+    assert battery.power_kw > 0.0 and battery.state()["reserve_soc_fraction"] is None
+    # following a planned import above the site's: the planned discharge is given up
+    run(offline_sim, 1)
+    site_kw = meter.power_kw + battery.power_kw
+    ack = command(
+        offline_sim,
+        "bess-1",
+        "set_power",
+        power_kw=10.0,
+        import_cap_kw=site_kw + 5.0,
+        follow_import_kw=site_kw - 2.0,
+    )
+    assert ack["result"] == "ok" and battery.state()["follow_import_kw"] == site_kw - 2.0
+    run(offline_sim, 1)
+    assert 0.0 < battery.power_kw < 10.0
+    assert meter.power_kw == pytest.approx(site_kw - 2.0, abs=1e-6)
+    ack = command(
+        offline_sim, "bess-1", "set_power", power_kw=0.0, import_cap_kw=1, reserve_soc_fraction=2
+    )
+    assert ack["result"] == "rejected" and "reserve_soc_fraction" in ack["detail"]
+
+
 def test_pv_curtailment_caps_output(offline_sim: SiteSimulator) -> None:
     pv: PVTwin = offline_sim.twins["pv-inv-1"]
     run(offline_sim, 1)

@@ -32,7 +32,7 @@ def test_a_day_plan_keeps_every_constraint_and_beats_no_control(solver: str) -> 
     made = plan(SITE, inputs, solver=solver)
     assert made.status == "optimal"
     check_plan(SITE, inputs, made)
-    assert made.costs.total < made.baseline.total
+    assert made.costs.total_eur < made.baseline.total_eur
     assert "saving" in made.explanation
 
 
@@ -127,8 +127,8 @@ def test_a_new_peak_is_charged_the_full_rate_of_its_billing_period() -> None:
     site = hand_site(demand_charge_eur_per_kw=1.0, billing_period="day")
     inputs = two_hours(T0, [0.1, 0.5], soc=0.0, peak=15.0)
     made = plan(site, inputs)
-    assert made.costs.total == pytest.approx(4.0, abs=1e-6)
-    assert made.costs.demand_charge == pytest.approx(0.0, abs=1e-6)
+    assert made.costs.total_eur == pytest.approx(4.0, abs=1e-6)
+    assert made.costs.demand_charge_eur == pytest.approx(0.0, abs=1e-6)
     assert [s.battery_kw["b"] for s in made.steps] == pytest.approx([-5, 5], abs=1e-6)
 
 
@@ -137,11 +137,11 @@ def test_a_billing_period_that_begins_inside_the_horizon_starts_from_zero() -> N
     inputs = two_hours(T0 - timedelta(hours=1), [0.1, 0.1], soc=0.0, peak=30.0)
     no_battery = no_control(site, inputs)
     # 23:00 stays under the day's 30 kW; 00:00 opens a new day whose first 10 kW are paid
-    assert costs_of(site, inputs, no_battery).demand_charge == pytest.approx(10.0)
+    assert costs_of(site, inputs, no_battery).demand_charge_eur == pytest.approx(10.0)
     made = plan(site, inputs)
     # so the plan charges before midnight and carries the new day's first hour
     assert made.steps[1].grid_import_kw == pytest.approx(0.0, abs=1e-6)
-    assert made.costs.demand_charge == pytest.approx(0.0, abs=1e-6)
+    assert made.costs.demand_charge_eur == pytest.approx(0.0, abs=1e-6)
 
 
 def test_plans_keep_the_end_of_day_soc_floor_at_local_midnight() -> None:
@@ -172,9 +172,9 @@ def test_objective_matches_a_hand_computed_case() -> None:
         initial=InitialState(soc_fraction={"b": 0.0}, relay_on={"l": True}),
     )
     made = plan(site, inputs)
-    assert made.costs.energy == pytest.approx(2.0, abs=1e-6)
-    assert made.costs.total == pytest.approx(2.0, abs=1e-6)
-    assert made.baseline.total == pytest.approx(6.0, abs=1e-6)
+    assert made.costs.energy_eur == pytest.approx(2.0, abs=1e-6)
+    assert made.costs.total_eur == pytest.approx(2.0, abs=1e-6)
+    assert made.baseline.total_eur == pytest.approx(6.0, abs=1e-6)
     assert [s.battery_kw["b"] for s in made.steps] == pytest.approx([-10, 10], abs=1e-6)
     check_plan(site, inputs, made)
 
