@@ -8,7 +8,9 @@ billing period's peak so far, so on a site whose period peak is already above th
 threshold its plan does not shave; then the daemon shaves with the fewest switchings
 itself: the battery covers the import above the threshold (no switching at all), and
 only when the battery cannot (empty, or at its power limit) is the lowest-priority
-load shed, and restored once there is room again. The log says which way it went.
+load shed, and restored once there is room again. While the battery holds a peak no
+new plan is asked for (planning takes seconds; the loop keeps following the load).
+The log says which way it went.
 """
 
 from __future__ import annotations
@@ -219,7 +221,9 @@ class PeakShaver:
             if not fc.ok or not fc.data:
                 return None
             self.forecast_step, self.peak_kw, self.plan = step, max(fc.data["p90"]), None
-            if self.peak_kw > self.threshold_kw:
+            # While the battery already holds a peak, no plan is asked for: planning
+            # takes seconds, and the loop must keep following the load meanwhile.
+            if self.peak_kw > self.threshold_kw and self.memory.battery_kw == 0.0:
                 opt = calls.optimize(max(1.0, self.settings.look_ahead_hours), WEIGHTS)
                 made = await session.call(opt.tool, opt.arguments)
                 self.plan = made.data if made.ok else None
