@@ -211,6 +211,12 @@ def cost(rt: Runtime, start: datetime, end: datetime) -> dict[str, float]:
         "demand": demand,
         "total": energy + demand,
         "switchings": len(switches),
+        "switched": [
+            f"{a['asset']} {'on' if a.get('on') else 'off'}"
+            if a["kind"] == "set_relay"
+            else f"{a['asset']} {a['kind']}"
+            for a in switches
+        ],
         "actions": len(acted),
     }
 
@@ -286,6 +292,11 @@ def peak_table(hours: float, speed: float, broker) -> None:
             "total EUR",
         ],
         rows,
+        notes=[
+            "Every load on at the start (the boards boot with sheddable loads off). Relays "
+            "switched: "
+            + "; ".join(f"{name}: {', '.join(r['switched']) or 'none'}" for name, r in runs.items())
+        ],
     )
 
 
