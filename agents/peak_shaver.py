@@ -6,7 +6,8 @@ Each plan step it forecasts the next 60 minutes of net load. When the predicted 
 keeps the import under the threshold. The optimizer prices import only above the
 billing period's peak so far, so on a site whose period peak is already above the
 threshold its plan does not shave; then the daemon shaves with the fewest switchings
-itself: the battery covers the import above the threshold (no switching at all), and
+itself: before the peak the battery charges with the room left under the threshold,
+then covers the import above it (no switching at all), and
 only when the battery cannot (empty, or at its power limit) is the lowest-priority
 load shed, and restored once there is room again. While the battery holds a peak no
 new plan is asked for (planning takes seconds; the loop keeps following the load).
@@ -99,11 +100,16 @@ def decide(seen: Seen, cfg: Settings, memory: Memory, lease_s: float) -> list[De
     engaged = predicted or base > target
     limits = _battery_limits(seen.assets, cfg.battery)
     want = min(max(0.0, base - target), limits["max_discharge_kw"]) if engaged else 0.0
+    soc = state.soc_fraction.get(cfg.battery)
+    if predicted and want == 0.0 and soc is not None and soc < limits["soc_max_fraction"] - 0.02:
+        # The peak is coming and there is room under the threshold now: fill the battery
+        # with that room (the import stays under the target), so it lasts the peak out.
+        room = target - cfg.margin_kw - base
+        want = -min(room, limits["max_charge_kw"]) if room >= STEP_KW else 0.0
     if engaged and memory.held_step == step:
         # Within a step the battery does not back off: the bill counts the 15-min mean,
         # and a load that dips for a minute comes back.
         want = max(want, memory.battery_kw)
-    soc = state.soc_fraction.get(cfg.battery)
     empty = soc is not None and soc <= limits["soc_min_fraction"] + 0.02
     if empty:
         want = 0.0
@@ -125,8 +131,9 @@ def decide(seen: Seen, cfg: Settings, memory: Memory, lease_s: float) -> list[De
     if abs(want - own) >= STEP_KW or (want == 0.0 and memory.battery_kw != 0.0):
         out.append(
             Decision(
-                reason=f"{why}: battery {want:+.1f} kW holds the import at {base - want:.1f} kW "
-                "(no switching)",
+                reason=f"{why}: battery {want:+.1f} kW "
+                + ("charges ahead of the peak" if want < 0 else "holds the import")
+                + f" at {base - want:.1f} kW (no switching)",
                 calls=[hold, calls.set_power(cfg.battery, want, "peak shaving: battery")],
                 effect=f"battery {want} {step if engaged else ''}".strip(),
             )
@@ -177,6 +184,8 @@ def _battery_limits(assets: Assets | None, battery: str) -> dict[str, float]:
     return {
         "max_discharge_kw": limits.get("max_discharge_kw", 0.0),
         "soc_min_fraction": limits.get("soc_min_fraction", 0.1),
+        "max_charge_kw": limits.get("max_charge_kw", 0.0),
+        "soc_max_fraction": limits.get("soc_max_fraction", 1.0),
     }
 
 

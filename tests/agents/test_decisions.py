@@ -131,10 +131,15 @@ def shave(memory: peak_shaver.Memory, seen: State, peak: float, plan=None) -> li
     return decisions
 
 
-def test_peak_shaver_does_nothing_on_a_forecast_alone() -> None:
-    # Predicted over the threshold, but the import now is well under it: no discharge
-    # (round 1's shaver discharged on the forecast and raised the peak).
-    assert shave(peak_shaver.Memory(), state(imp=15.0), peak=35.0) == []
+def test_peak_shaver_charges_ahead_of_a_predicted_peak_but_never_discharges_early() -> None:
+    # Predicted over the threshold, the import now well under it: no discharge (round
+    # 1's shaver discharged on the forecast and raised the peak); it fills the battery
+    # with the room under the target instead, the import staying under it.
+    out = shave(peak_shaver.Memory(), state(imp=15.0), peak=35.0)
+    kw = out[0].calls[-1].arguments["power_kw"]
+    assert kw == -9.0 and 15.0 - kw <= 28.0 - 2 * SHAVER.margin_kw
+    assert shave(peak_shaver.Memory(), state(imp=15.0, soc=0.94), peak=35.0) == []  # full
+    assert shave(peak_shaver.Memory(), state(imp=15.0), peak=20.0) == []  # no peak coming
 
 
 def test_peak_shaver_holds_the_peak_with_the_battery_before_switching_anything() -> None:
