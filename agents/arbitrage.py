@@ -19,6 +19,10 @@ from agents.daemon import Decision, observe_state
 from agents.view import State, parse_state
 
 PRIORITY = 30  # economic daemons stay below 50
+# A trader moves energy through the battery; it does not sell the site's service. Shed
+# load priced at 100x its value of lost load keeps every load on in its plans (shedding
+# is for the peak shaver and grid response, which say so).
+WEIGHTS = {"shed_load": 100.0}
 
 
 @dataclass(frozen=True)
@@ -115,7 +119,7 @@ class Arbitrage:
         outlook = "net load forecast unavailable"
         if fc.ok and fc.data:
             outlook = f"net load next hour {min(fc.data['p50']):.1f}-{max(fc.data['p50']):.1f} kW"
-        opt_call = calls.optimize(self.settings.horizon_hours)
+        opt_call = calls.optimize(self.settings.horizon_hours, WEIGHTS)
         made = await session.call(opt_call.tool, opt_call.arguments)
         return Seen(state, step, made.data if made.ok else None, outlook)
 

@@ -119,11 +119,59 @@ def test_arbitrage_dispatches_but_keeps_the_reserve() -> None:
     assert "reserve" in held.reason
 
 
-def test_peak_shaver_acts_only_over_the_threshold_and_names_the_fallback() -> None:
-    under = peak_shaver.Seen(state(), T0, 40.0, 54.0, PLAN)
-    assert peak_shaver.decide(under, "battery", 1800) == []
-    fallback = {**PLAN, "status": "fallback", "diagnosis": "import limit"}
-    over = peak_shaver.Seen(state(), T0, 58.0, 54.0, fallback)
-    decision = peak_shaver.decide(over, "battery", 1800)[0]
-    assert "rule-based fallback" in decision.reason and "import limit" in decision.reason
-    assert [c.tool for c in decision.calls] == ["lease", "dispatch"]
+SHAVER = peak_shaver.Settings(threshold_kw=28.0)
+
+
+def shave(memory: peak_shaver.Memory, seen: State, peak: float, plan=None) -> list:
+    decisions = peak_shaver.decide(
+        peak_shaver.Seen(seen, T0, peak, 28.0, plan, ASSETS), SHAVER, memory, 1800
+    )
+    for d in decisions:
+        peak_shaver.remember(memory, d)
+    return decisions
+
+
+def test_peak_shaver_charges_ahead_of_a_predicted_peak_but_never_discharges_early() -> None:
+    # Predicted over the threshold, the import now well under it: no discharge (round
+    # 1's shaver discharged on the forecast and raised the peak); it fills the battery
+    # with the room under the target instead, the import staying under it.
+    out = shave(peak_shaver.Memory(), state(imp=15.0), peak=35.0)
+    kw = out[0].calls[-1].arguments["power_kw"]
+    assert kw == -9.0 and 15.0 - kw <= 28.0 - 2 * SHAVER.margin_kw
+    assert shave(peak_shaver.Memory(), state(imp=15.0, soc=0.94), peak=35.0) == []  # full
+    assert shave(peak_shaver.Memory(), state(imp=15.0), peak=20.0) == []  # no peak coming
+
+
+def test_peak_shaver_holds_the_peak_with_the_battery_before_switching_anything() -> None:
+    memory = peak_shaver.Memory()
+    first = shave(memory, state(imp=33.0), peak=35.0)
+    assert [c.tool for c in first[0].calls] == ["lease", "set_setpoint"]
+    assert first[0].calls[1].arguments["power_kw"] == 7.0  # 33 - (28 - 2 margin)
+    assert len(first) == 1 and "no switching" in first[0].reason
+    # The battery follows the load; the relays stay as they are.
+    more = shave(memory, state(imp=28.0, battery_kw=7.0), peak=35.0)
+    assert more[0].calls[1].arguments["power_kw"] == 9.0
+    assert all(c.tool != "toggle_relay" for d in first + more for c in d.calls)
+
+
+def test_peak_shaver_sheds_the_lowest_priority_load_only_when_the_battery_is_empty() -> None:
+    memory = peak_shaver.Memory(battery_kw=5.0)
+    out = shave(memory, state(imp=31.0, soc=0.11, battery_kw=5.0), peak=35.0)
+    assert out[0].calls[-1].arguments["power_kw"] == 0.0  # nothing left to give
+    shed = out[-1].calls[-1]
+    assert shed.tool == "toggle_relay" and shed.arguments == {
+        "load": "ev-chargers",
+        "on": False,
+        "reason": shed.arguments["reason"],
+    }
+    assert "rule-based fallback" in out[-1].reason and memory.shed == ["ev-chargers"]
+
+
+def test_peak_shaver_dispatches_a_plan_only_if_it_keeps_the_import_under() -> None:
+    shaving = {**PLAN, "next_steps": [{"battery_kw": {"battery": 8}, "grid_import_kw": 25.0}]}
+    out = shave(peak_shaver.Memory(), state(imp=27.0), peak=35.0, plan=shaving)
+    assert [c.tool for c in out[0].calls] == ["lease", "dispatch"]
+    loose = {**PLAN, "next_steps": [{"battery_kw": {"battery": 0}, "grid_import_kw": 34.0}]}
+    out = shave(peak_shaver.Memory(), state(imp=30.0), peak=35.0, plan=loose)
+    assert [c.tool for c in out[0].calls] == ["lease", "set_setpoint"]
+    assert "not a shaving plan" in out[0].reason
