@@ -95,14 +95,14 @@ def test_the_dwell_holds_a_relay_switched_over_mqtt(live) -> None:
     sent = spy.count
     done = rt.actuator.request(daemon, "toggle_relay", relay("hvac-office", not on))
     assert done.outcome == "executed" and done.commands[0].result == "ok"
-    assert relays(rt)[3] is (not on) and spy.count == sent + 1
+    assert relays(rt)[3] is (not on) and spy.settled(sent + 1) == sent + 1
     with pytest.raises(PolicyRefusal, match="relay_dwell"):
         rt.actuator.request(daemon, "toggle_relay", relay("hvac-office", on))
-    assert relays(rt)[3] is (not on) and spy.count == sent + 1
+    assert relays(rt)[3] is (not on) and spy.settled(sent + 1) == sent + 1
     skip(rt, rt.site.policy.relay_min_dwell_s + 1)
     wait_until_trusted(rt)
     back = rt.actuator.request(daemon, "toggle_relay", relay("hvac-office", on))
-    assert back.outcome == "executed" and relays(rt)[3] is on and spy.count == sent + 2
+    assert back.outcome == "executed" and relays(rt)[3] is on and spy.settled(sent + 2) == sent + 2
 
 
 def test_the_rate_limit_stops_a_busy_principal_over_mqtt(live) -> None:
@@ -113,7 +113,7 @@ def test_the_rate_limit_stops_a_busy_principal_over_mqtt(live) -> None:
     sent, before = spy.count, battery_setpoint(rt)
     with pytest.raises(PolicyRefusal, match="rate_limit"):
         rt.actuator.request(arbitrage, "set_setpoint", battery(3.0))
-    assert spy.count == sent and battery_setpoint(rt) == before == 1.0
+    assert spy.settled(sent) == sent and battery_setpoint(rt) == before == 1.0
     # another principal is not slowed down by it
     other = caller_named(rt.site, "peak-shaving")
     assert rt.actuator.request(other, "set_setpoint", battery(0.0)).outcome == "executed"
@@ -128,14 +128,14 @@ def test_a_higher_lease_preempts_and_only_its_holder_acts_over_mqtt(live) -> Non
     sent = spy.count
     with pytest.raises(PolicyRefusal, match="leased to arbitrage"):
         rt.actuator.request(response, "set_setpoint", battery(4.0))
-    assert spy.count == sent
+    assert spy.settled(sent) == sent
     grant = rt.actuator.acquire_lease(response, "battery", priority=80, duration_s=600)
     assert grant.preempted is not None and grant.preempted.holder == "arbitrage"
     assert rt.actuator.request(response, "set_setpoint", battery(4.0)).outcome == "executed"
-    assert battery_setpoint(rt) == 4.0 and spy.count == sent + 1
+    assert battery_setpoint(rt) == 4.0 and spy.settled(sent + 1) == sent + 1
     with pytest.raises(PolicyRefusal, match="leased to grid-response"):
         rt.actuator.request(arbitrage, "set_setpoint", battery(-4.0))
-    assert battery_setpoint(rt) == 4.0 and spy.count == sent + 1
+    assert battery_setpoint(rt) == 4.0 and spy.settled(sent + 1) == sent + 1
     operator = caller_named(rt.site, "operator")
     assert rt.actuator.release_lease(operator, "battery").holder == "grid-response"
     assert "broke the lease of grid-response" in rt.actuator.audit.tail(1)[0].detail
@@ -151,11 +151,11 @@ def test_a_halt_with_safe_state_reaches_every_device_and_stops_agents(live) -> N
         assert relays(rt) == rt.site.device("relay-board-1").safe_state
         assert battery_setpoint(rt) == 0.0
         assert rt.live.device("peaker-1").state["mode"] == "off"
-        commanded = spy.count - sent
+        commanded = spy.settled(sent + 6) - sent
         assert commanded >= 6  # four relays, the battery, the peaker
         with pytest.raises(PolicyRefusal, match="kill_switch"):
             rt.actuator.request(agent, "set_setpoint", battery(2.0))
-        assert spy.count - sent == commanded and battery_setpoint(rt) == 0.0
+        assert spy.settled(sent + commanded) - sent == commanded and battery_setpoint(rt) == 0.0
     finally:
         rt.actuator.resume(admin, "storm passed")
     assert rt.actuator.request(agent, "set_setpoint", battery(2.0)).outcome == "executed"
@@ -199,7 +199,7 @@ def test_a_crash_after_send_is_reconciled_from_device_state_never_resent(
     sent = spy.count
     with pytest.raises(KeyboardInterrupt):
         crashing.request(operator, "toggle_relay", wanted, confirmed=True, request_id="req-9")
-    assert relays(rt)[2] is (not on) and spy.count == sent + 1
+    assert relays(rt)[2] is (not on) and spy.settled(sent + 1) == sent + 1
     crashing.audit.close()
 
     restarted = actuator_on(rt, tmp_path, gateway)
@@ -209,10 +209,10 @@ def test_a_crash_after_send_is_reconciled_from_device_state_never_resent(
     assert record.outcome == "reconciled"
     assert f"switch ev-chargers {'off' if on else 'on'}: took effect" in record.detail
     again = restarted.request(operator, "toggle_relay", wanted, confirmed=True, request_id="req-9")
-    assert again.outcome == "reconciled" and spy.count == sent + 1
+    assert again.outcome == "reconciled" and spy.settled(sent + 1) == sent + 1
     with pytest.raises(PolicyRefusal, match="relay_dwell"):
         restarted.request(operator, "toggle_relay", relay("ev-chargers", on), confirmed=True)
-    assert spy.count == sent + 1 and restarted.audit.verify().ok
+    assert spy.settled(sent + 1) == sent + 1 and restarted.audit.verify().ok
 
 
 def wait_until(check, timeout_s: float = 20.0) -> None:
@@ -233,7 +233,7 @@ def test_an_offline_device_interlocks_agents_until_it_returns(live) -> None:
         sent = spy.count
         with pytest.raises(PolicyRefusal, match="device_offline"):
             rt.actuator.request(agent, "set_setpoint", battery(2.5))
-        assert spy.count == sent
+        assert spy.settled(sent) == sent
     finally:
         sim.clear("device_offline", "bess-1")
     wait_until(lambda: rt.live.device("bess-1").online)
@@ -252,10 +252,10 @@ def test_stale_telemetry_interlocks_agents_but_not_the_operator(live) -> None:
         sent, before = spy.count, battery_setpoint(rt)
         with pytest.raises(PolicyRefusal, match="stale_telemetry"):
             rt.actuator.request(agent, "set_setpoint", battery(-2.0))
-        assert spy.count == sent and battery_setpoint(rt) == before
+        assert spy.settled(sent) == sent and battery_setpoint(rt) == before
         # a person is trusted to judge stale data: the operator is only asked to confirm
         ask = rt.actuator.request(operator, "set_setpoint", battery(-2.0))
-        assert ask.outcome == "awaiting_confirmation" and spy.count == sent
+        assert ask.outcome == "awaiting_confirmation" and spy.settled(sent) == sent
     finally:
         sim.clear("dropped_sensor", "bess-1")
     wait_for_telemetry(rt)

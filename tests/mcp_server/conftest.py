@@ -118,6 +118,18 @@ class CommandSpy:
         with self._lock:
             self.count += 1
 
+    def settled(self, expected: int, timeout_s: float = 5.0, quiet_s: float = 0.2) -> int:
+        """The count once `expected` commands arrived (or the timeout passed) and no more
+        came for `quiet_s`: the spy's subscription can deliver after the device acked."""
+        deadline = time.monotonic() + timeout_s
+        while self.count < expected and time.monotonic() < deadline:
+            time.sleep(0.01)
+        seen = -1
+        while seen != self.count:
+            seen = self.count
+            time.sleep(quiet_s)
+        return seen
+
     def stop(self) -> None:
         self._client.loop_stop()
         self._client.disconnect()
