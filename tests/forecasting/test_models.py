@@ -77,10 +77,12 @@ def test_p50_leans_on_persistence_only_where_it_clearly_won_held_out() -> None:
     assert weights[1] < 0.5 and weights[4] == 1.0
 
 
-def test_pv_quantiles_are_never_negative() -> None:
+def test_pv_quantiles_are_never_negative_and_zero_at_night() -> None:
     pv = train(FRAME[FRAME.index < SPLIT], "pv", 900, TZ, n_estimators=100)
     q = predict(pv, FRAME, SPLIT + pd.Timedelta(hours=20), 96, TZ)  # through the night
     assert np.all(q >= 0.0) and q[:, 2].max() > 0.0
+    night = q[:, 0] == 0.0  # the band reaches the 0 PV really takes at night
+    assert 8 <= night.sum() < 96
 
 
 def test_band_recalibrates_on_forecasts_made_after_training(load_model) -> None:
