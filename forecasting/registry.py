@@ -29,6 +29,7 @@ class ModelMeta(BaseModel):
     rows: int
     band_scale: float = 1.0
     band_scale_by_horizon: dict[int, float] = {}
+    model_weight_by_horizon: dict[int, float] = {}
     metrics: dict[str, float] = {}
     created_at: datetime
 
@@ -55,6 +56,7 @@ def save(
         rows=trained.rows,
         band_scale=trained.band_scale,
         band_scale_by_horizon=trained.band_scale_by_horizon,
+        model_weight_by_horizon=trained.model_weight_by_horizon,
         metrics=metrics or {},
         created_at=datetime.now(UTC),
     )
@@ -149,6 +151,7 @@ def _read(folder: Path, target: str) -> tuple[Trained, ModelMeta]:
         rows=meta.rows,
         band_scale=meta.band_scale,
         band_scale_by_horizon=meta.band_scale_by_horizon,
+        model_weight_by_horizon=meta.model_weight_by_horizon,
     )
     return trained, meta
 

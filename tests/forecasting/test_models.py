@@ -13,7 +13,14 @@ import pytest
 from forecasting import registry
 from forecasting.backtest import backtest
 from forecasting.features import FEATURES, TARGET_COLUMN, rows, with_derived
-from forecasting.models import MAX_ROWS, predict, predict_rows, recent_band_scale, train
+from forecasting.models import (
+    MAX_ROWS,
+    choose_model_weights,
+    predict,
+    predict_rows,
+    recent_band_scale,
+    train,
+)
 from forecasting.service import forecast, frame_from_profiles
 from grid.config import load_site
 from grid.profiles import as_telemetry, generate
@@ -50,6 +57,32 @@ def test_model_beats_seasonal_naive_and_persistence_on_a_held_out_week(load_mode
     assert one_hour.mae_model < 0.8 * one_hour.mae_seasonal_naive, one_hour
     assert one_hour.mae_model < one_hour.mae_persistence, one_hour
     assert 0.7 <= one_hour.coverage_p10_p90 <= 0.9, one_hour
+
+
+def test_p50_leans_on_persistence_only_where_it_clearly_won_held_out() -> None:
+    rng = np.random.default_rng(0)
+    n = 200
+    truth = rng.normal(10.0, 3.0, 2 * n)
+    held = pd.DataFrame(
+        {
+            "y": truth,
+            "horizon": np.repeat([1.0, 4.0], n),
+            # at 1 step the last value is close and the model far; at 4 steps they tie
+            "y_now": np.concatenate([truth[:n] + rng.normal(0, 0.2, n), truth[n:] + 1.0]),
+        }
+    )
+    model_p50 = np.concatenate([truth[:n] + 2.0, truth[n:] - 1.0])
+    raw = np.column_stack([model_p50 - 1, model_p50, model_p50 + 1])
+    weights = choose_model_weights(raw, held)
+    assert weights[1] < 0.5 and weights[4] == 1.0
+
+
+def test_pv_quantiles_are_never_negative_and_zero_at_night() -> None:
+    pv = train(FRAME[FRAME.index < SPLIT], "pv", 900, TZ, n_estimators=100)
+    q = predict(pv, FRAME, SPLIT + pd.Timedelta(hours=20), 96, TZ)  # through the night
+    assert np.all(q >= 0.0) and q[:, 2].max() > 0.0
+    night = q[:, 0] == 0.0  # the band reaches the 0 PV really takes at night
+    assert 8 <= night.sum() < 96
 
 
 def test_band_recalibrates_on_forecasts_made_after_training(load_model) -> None:
@@ -94,6 +127,7 @@ def test_registry_round_trips_promotes_and_rolls_back(load_model, tmp_path: Path
         rtol=1e-5,
     )
     assert meta.features == FEATURES and meta.band_scale == load_model.band_scale
+    assert restored.model_weight_by_horizon == load_model.model_weight_by_horizon
     assert registry.roll_back(tmp_path, "load") == first.version
     assert registry.current(tmp_path, "load") == first.version
     with pytest.raises(ValueError, match="no earlier load model"):
