@@ -143,20 +143,7 @@ def rows_for(label: str, results: list[loop.Comparison]) -> list[list[str]]:
             if ceiling and ceiling.pf_saving_share > 0
             else "-"
         )
-        rows.append(
-            [
-                label,
-                r.controller,
-                f"{r.total_eur:.2f}",
-                f"{r.energy_eur:.2f}",
-                f"{r.demand_eur:.2f}",
-                f"{r.peak_import_kw:.1f}",
-                str(r.import_limit_breaches),
-                str(r.days_below_soc_floor),
-                f"{r.pf_saving_share:.0%}",
-                of_ceiling,
-            ]
-        )
+        rows.append([label, r.controller, *r.cells(), of_ceiling])
     return rows
 
 

@@ -246,16 +246,7 @@ def comparison_table(results) -> Table:
         "share of PF saving",
     )
     for r in results:
-        table.add_row(
-            r.controller,
-            f"{r.total_eur:.2f}",
-            f"{r.energy_eur:.2f}",
-            f"{r.demand_eur:.2f}",
-            f"{r.peak_import_kw:.1f}",
-            str(r.import_limit_breaches),
-            str(r.days_below_soc_floor),
-            f"{r.pf_saving_share:.0%}",
-        )
+        table.add_row(r.controller, *r.cells())
     return table
 
 

@@ -430,6 +430,18 @@ class Comparison(BaseModel):
     solves: int = 0
     fallbacks: int = 0
 
+    def cells(self) -> list[str]:
+        """The figures as a table shows them, after the controller's name."""
+        return [
+            f"{self.total_eur:.2f}",
+            f"{self.energy_eur:.2f}",
+            f"{self.demand_eur:.2f}",
+            f"{self.peak_import_kw:.1f}",
+            str(self.import_limit_breaches),
+            str(self.days_below_soc_floor),
+            f"{self.pf_saving_share:.0%}",
+        ]
+
 
 def compare(
     site: SiteConfig,

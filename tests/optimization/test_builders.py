@@ -5,12 +5,13 @@ from __future__ import annotations
 import pulp
 import pytest
 
-from grid.config import SiteConfig, parse_site
+from grid.config import SiteConfig
 from optimization.builders import loads, peakers
 from optimization.inputs import InitialState, PlanInputs
 from optimization.model import Model, build, empty
 from optimization.solve import diagnose
 from optimization.solvers import run
+from tests.optimization.sites import one_battery_site
 from tests.optimization.test_model import SITE, T0, day_inputs
 
 FAMILIES = {
@@ -114,31 +115,14 @@ def test_a_diagnosis_names_the_family_a_slack_relaxed() -> None:
 def test_a_diagnosis_names_a_hard_family_no_slack_covers(solver: str) -> None:
     """An empty battery whose SoC floor it cannot reach in one step: only dropping the
     SoC dynamics would make any plan exist."""
-    site = parse_site(
-        {
-            "site": {"name": "empty", "step_s": 3600},
-            "grid": {"import_limit_kw": 100, "export_limit_kw": 0},
-            "assets": {
-                "batteries": [
-                    {
-                        "id": "b",
-                        "device": "inv",
-                        "capacity_kwh": 10,
-                        "max_charge_kw": 1,
-                        "max_discharge_kw": 1,
-                        "soc_min_fraction": 0.5,
-                        "soc_max_fraction": 1,
-                        "initial_soc_fraction": 0.5,
-                    }
-                ]
-            },
-            "tariff": {
-                "import_periods": [
-                    {"start": "00:00:00", "end": "00:00:00", "price_eur_per_kwh": 0.1}
-                ]
-            },
-            "devices": [{"id": "inv", "kind": "battery_inverter"}],
-        }
+    site = one_battery_site(
+        "empty",
+        capacity_kwh=10,
+        max_charge_kw=1,
+        max_discharge_kw=1,
+        soc_min_fraction=0.5,
+        soc_max_fraction=1,
+        initial_soc_fraction=0.5,
     )
     inputs = PlanInputs(
         start=T0,

@@ -8,13 +8,13 @@ from datetime import timedelta
 import pulp
 import pytest
 
-from grid.config import parse_site
 from optimization.builders.battery import overlap_steps
 from optimization.inputs import InitialState, PlanInputs
 from optimization.model import build
 from optimization.solve import _warm, plan
 from optimization.solvers import run
 from tests.optimization.check import check_plan
+from tests.optimization.sites import one_battery_site
 from tests.optimization.test_model import SITE, T0, day_inputs
 
 
@@ -55,33 +55,16 @@ def test_a_plan_never_charges_and_discharges_at_once_even_when_that_would_pay(
     """A full battery and an hour when importing is paid: burning imported energy as
     losses would earn money, which the model without the battery binary does; the plan
     is solved again with it."""
-    site = parse_site(
-        {
-            "site": {"name": "burn", "step_s": 3600},
-            "grid": {"import_limit_kw": 100, "export_limit_kw": 0},
-            "assets": {
-                "batteries": [
-                    {
-                        "id": "b",
-                        "device": "inv",
-                        "capacity_kwh": 20,
-                        "max_charge_kw": 10,
-                        "max_discharge_kw": 10,
-                        "charge_efficiency": 0.9,
-                        "discharge_efficiency": 0.9,
-                        "soc_min_fraction": 0,
-                        "soc_max_fraction": 1,
-                        "initial_soc_fraction": 1,
-                    }
-                ]
-            },
-            "tariff": {
-                "import_periods": [
-                    {"start": "00:00:00", "end": "00:00:00", "price_eur_per_kwh": 0.1}
-                ]
-            },
-            "devices": [{"id": "inv", "kind": "battery_inverter"}],
-        }
+    site = one_battery_site(
+        "burn",
+        capacity_kwh=20,
+        max_charge_kw=10,
+        max_discharge_kw=10,
+        charge_efficiency=0.9,
+        discharge_efficiency=0.9,
+        soc_min_fraction=0,
+        soc_max_fraction=1,
+        initial_soc_fraction=1,
     )
     inputs = PlanInputs(
         start=T0,
